@@ -1,0 +1,60 @@
+"""Settings of the ingest worker: the search settings plus what only the writer needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from search.settings import SearchSettings
+
+__all__ = ["IngestSettings"]
+
+
+class IngestSettings(SearchSettings):
+    """Everything :class:`~search.settings.SearchSettings` has, plus batching, retention and cluster layout."""
+
+    batch_size: int = Field(16, ge=1, le=4096, description="passages per encoder batch (sorted by length)")
+    upsert_batch_size: int = Field(256, ge=1, le=10_000, description="points per upsert request")
+    keep_collections: int = Field(
+        2, ge=1, description="complete collections kept per alias (the served one included) for rollback"
+    )
+    lock_dir: Path | None = Field(
+        None, description="folder of the one-writer lock files; default: <store>/.locks or ~/.cache/esco-skill-search"
+    )
+    lock_stale_seconds: float = Field(
+        600, gt=0, description="a build whose worker (on another host) sent no heartbeat for this long is taken over"
+    )
+    # --- collection layout (servers and clusters; the embedded stores ignore shards and replicas) ---
+    shard_number: int | None = Field(None, ge=1, description="shards per collection (cluster)")
+    replication_factor: int | None = Field(None, ge=1, description="copies of each shard (cluster)")
+    write_consistency_factor: int | None = Field(None, ge=1, description="replicas that must confirm a write")
+    on_disk_vectors: bool = Field(False, description="keep the original vectors on disk (memory-mapped)")
+    quantization: Literal["none", "int8"] = Field("none", description="scalar int8 quantization, rescored")
+    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW graph degree")
+    hnsw_ef_construct: int = Field(100, ge=4, description="HNSW build-time candidate list")
+
+    @model_validator(mode="after")
+    def _check_cluster(self) -> IngestSettings:
+        if self.write_consistency_factor and (self.replication_factor or 1) < self.write_consistency_factor:
+            raise ValueError(
+                f"ESCO_WRITE_CONSISTENCY_FACTOR={self.write_consistency_factor} exceeds "
+                f"ESCO_REPLICATION_FACTOR={self.replication_factor or 1}: a write cannot be confirmed by more "
+                f"replicas than exist"
+            )
+        if not self.qdrant_url and (self.shard_number or self.replication_factor or self.write_consistency_factor):
+            raise ValueError(
+                "ESCO_SHARD_NUMBER / ESCO_REPLICATION_FACTOR / ESCO_WRITE_CONSISTENCY_FACTOR need a Qdrant "
+                "server or cluster (ESCO_QDRANT_URL); the embedded store has one shard"
+            )
+        return self
+
+    @property
+    def lock_folder(self) -> Path:
+        """Where the one-writer lock files live."""
+        if self.lock_dir is not None:
+            return self.lock_dir.expanduser()
+        if self.qdrant_url:
+            return Path.home() / ".cache" / "esco-skill-search" / "locks"
+        return self.store_path / ".locks"

@@ -1,0 +1,266 @@
+"""The encoder: a sentence-transformers model with the prompts it was trained with.
+
+Queries are encoded as ``query: <text>`` and skill passages as ``passage: <label>: <description>``. The
+prefixes are configured once, as sentence-transformers prompts, and applied by ``encode_query`` /
+``encode_document``; nothing else in the project adds them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from search.errors import ConfigError, EncoderMismatch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Encoder", "SentenceTransformerEncoder", "load_encoder", "PROBE_TEXT", "probe_similarity"]
+
+# A fixed passage whose embedding identifies the model that wrote a collection, wherever it was loaded from.
+PROBE_TEXT = "Python (computer programming): techniques and principles of software development in Python."
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the worker and the searcher need of a model."""
+
+    model_name: str
+    dimension: int
+    query_prompt: str
+    passage_prompt: str
+    max_seq_length: int
+
+    def encode_passages(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Normalized float32 embeddings of skill passages (prompt added here), shape (n, dimension)."""
+        ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalized float32 embeddings of queries (prompt added here), shape (n, dimension)."""
+        ...
+
+    def token_counts(self, texts: Sequence[str], prompt: str = "") -> list[int]:
+        """Tokens of each text with ``prompt`` prepended and special tokens, before truncation."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies this encoder in a collection's metadata."""
+        ...
+
+
+def probe_similarity(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two probe embeddings (0.0 when their sizes differ)."""
+    va, vb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if va.shape != vb.shape or not va.size:
+        return 0.0
+    return float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb) + 1e-12))
+
+
+def _default_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+class SentenceTransformerEncoder:
+    """An :class:`Encoder` on ``sentence_transformers.SentenceTransformer``.
+
+    Safe to share between threads: model calls are serialised (fast tokenizers are not re-entrant) and
+    query embeddings are kept in a small LRU cache.
+
+    Args:
+        model: hub id or local folder of a sentence-transformers model.
+        query_prompt: prefix of queries (``"query: "`` for E5 models).
+        passage_prompt: prefix of passages (``"passage: "`` for E5 models).
+        revision: hub revision.
+        device: torch device; default ``cuda`` when present, else ``cpu``.
+        backend: ``torch``, ``onnx`` or ``openvino`` (sentence-transformers' own backends).
+        precision: ``fp32``, ``bf16``, ``fp16`` (GPU) or ``int8`` (onnx/openvino, quantized once and cached).
+        max_seq_length: token limit; default the model's own.
+        cache_size: number of query embeddings to keep (0: no cache).
+
+    Raises:
+        ConfigError: the model cannot be loaded (names the model and how to fix it).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        query_prompt: str = "query: ",
+        passage_prompt: str = "passage: ",
+        revision: str | None = None,
+        device: str | None = None,
+        backend: str = "torch",
+        precision: str = "fp32",
+        max_seq_length: int | None = None,
+        cache_size: int = 1024,
+    ) -> None:
+        self.model_name = model
+        self.query_prompt = query_prompt
+        self.passage_prompt = passage_prompt
+        self.backend = backend
+        self.precision = precision
+        self.device = device or _default_device()
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._st = self._load(model, revision)
+        if max_seq_length is not None:
+            self._st.max_seq_length = max_seq_length
+        self.max_seq_length = int(self._st.max_seq_length or 512)
+        get_dim = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        dim = get_dim()
+        if dim is None:  # pragma: no cover - every pooling model reports it
+            dim = int(self._st.encode(["x"]).shape[1])
+        self.dimension = int(dim)
+        self._probe: list[float] | None = None
+
+    # --- loading ---------------------------------------------------------------------------------
+    def _load(self, model: str, revision: str | None) -> Any:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise ConfigError("sentence-transformers is not installed: `pip install esco-skill-search`") from exc
+        prompts = {"query": self.query_prompt, "document": self.passage_prompt}
+        kwargs: dict[str, Any] = {}
+        if self.backend == "torch":
+            import torch
+
+            if self.precision == "bf16":
+                kwargs["model_kwargs"] = {"torch_dtype": torch.bfloat16}
+            elif self.precision == "fp16":
+                kwargs["model_kwargs"] = {"torch_dtype": torch.float16}
+        else:
+            from search.backends import backend_model_kwargs
+
+            kwargs["model_kwargs"] = backend_model_kwargs(model, self.backend, self.precision, revision)
+        try:
+            st = SentenceTransformer(
+                model, device=self.device, prompts=prompts, default_prompt_name=None, revision=revision,
+                backend=self.backend, **kwargs,  # type: ignore[arg-type]
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot load the model {model!r}: {exc}. Set ESCO_MODEL to a local sentence-transformers "
+                f"folder, or allow the download from the Hugging Face hub (unset HF_HUB_OFFLINE)"
+            ) from exc
+        return st
+
+    # --- encoding --------------------------------------------------------------------------------
+    def _encode(self, texts: Sequence[str], prompt_name: str, batch_size: int) -> np.ndarray:
+        with self._lock:
+            fn = self._st.encode_query if prompt_name == "query" else self._st.encode_document
+            out = fn(
+                list(texts), batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        return np.asarray(out, dtype=np.float32)
+
+    def encode_passages(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._encode(texts, "document", batch_size)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            self._warn_truncation(missing)
+            vecs = self._encode(missing, "query", batch_size=32)
+            if self._cache_size <= 0:
+                lookup = dict(zip(missing, vecs))
+                return np.stack([lookup[t] for t in texts])
+            with self._lock:
+                for t, v in zip(missing, vecs):
+                    self._cache[t] = v
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            rows = []
+            for t in texts:
+                v = self._cache.get(t)
+                if v is None:  # evicted between the two steps under heavy concurrency: encode again
+                    v = self._encode([t], "query", batch_size=1)[0]
+                else:
+                    self._cache.move_to_end(t)
+                rows.append(v)
+        return np.stack(rows)
+
+    def token_counts(self, texts: Sequence[str], prompt: str = "") -> list[int]:
+        with self._lock:
+            enc = self._st.tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def _warn_truncation(self, texts: Sequence[str]) -> None:
+        for text, n in zip(texts, self.token_counts(texts, self.query_prompt)):
+            if n > self.max_seq_length:
+                logger.warning(
+                    "query of %d tokens is longer than the model's limit of %d: only its first %d tokens are "
+                    "used (%.60r...)", n, self.max_seq_length, self.max_seq_length, text,
+                )
+
+    # --- identity --------------------------------------------------------------------------------
+    def probe(self) -> list[float]:
+        """The embedding of :data:`PROBE_TEXT` as a passage, rounded: identifies the model's weights."""
+        if self._probe is None:
+            self._probe = [round(float(x), 5) for x in self.encode_passages([PROBE_TEXT])[0]]
+        return self._probe
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "vector_size": self.dimension,
+            "query_prompt": self.query_prompt,
+            "passage_prompt": self.passage_prompt,
+            "max_seq_length": self.max_seq_length,
+            "backend": self.backend,
+            "precision": self.precision,
+            "probe": self.probe(),
+        }
+
+    def check_compatible(self, metadata: dict[str, Any], collection: str, min_probe_cosine: float = 0.98) -> None:
+        """Refuse a collection written with another model, vector size or prompts.
+
+        Raises:
+            EncoderMismatch: names both models and what differs.
+        """
+        theirs = metadata.get("model", "<unknown>")
+        problems = []
+        if metadata.get("vector_size") not in (None, self.dimension):
+            problems.append(f"vector size {metadata.get('vector_size')} vs {self.dimension}")
+        for key, mine in (("query_prompt", self.query_prompt), ("passage_prompt", self.passage_prompt)):
+            if key in metadata and metadata[key] != mine:
+                problems.append(f"{key} {metadata[key]!r} vs {mine!r}")
+        if not problems and metadata.get("probe"):
+            sim = probe_similarity(metadata["probe"], self.probe())
+            if sim < min_probe_cosine:
+                problems.append(f"the models embed the same text differently (cosine {sim:.3f})")
+        if problems:
+            raise EncoderMismatch(
+                f"collection {collection!r} was written with model {theirs!r} but this searcher uses "
+                f"{self.model_name!r}: {'; '.join(problems)}. Search with ESCO_MODEL={theirs} (and its prompts), "
+                f"or re-ingest the release with {self.model_name!r}"
+            )
+
+
+def load_encoder(settings: Any) -> SentenceTransformerEncoder:
+    """Build the encoder that ``settings`` (a :class:`search.settings.SearchSettings`) names."""
+    return SentenceTransformerEncoder(
+        settings.model,
+        query_prompt=settings.query_prompt,
+        passage_prompt=settings.passage_prompt,
+        revision=settings.model_revision,
+        device=settings.device,
+        backend=settings.backend,
+        precision=settings.precision,
+        max_seq_length=settings.max_seq_length,
+        cache_size=settings.query_cache_size,
+    )

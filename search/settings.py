@@ -1,0 +1,110 @@
+"""Settings, read from ``ESCO_*`` environment variables and an optional ``.env`` file.
+
+Library code takes a settings object and never reads the environment itself: a service can build
+``SearchSettings(...)`` with explicit values. Every field is listed in the README's settings table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["SearchSettings", "DEFAULT_MODEL", "default_qdrant_path"]
+
+DEFAULT_MODEL = "isy-thl/multilingual-e5-base-learning-outcome-skill-tuned"
+
+
+def default_qdrant_path() -> Path:
+    """The embedded store's default folder: ``$XDG_DATA_HOME/esco-skill-search/qdrant``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "esco-skill-search" / "qdrant"
+
+
+class SearchSettings(BaseSettings):
+    """What a searcher (and, through :class:`ingest.settings.IngestSettings`, the worker) needs.
+
+    With neither ``qdrant_url`` nor ``qdrant_path`` set, the embedded store in
+    :func:`default_qdrant_path` is used; setting both is an error.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ESCO_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- the model -------------------------------------------------------------------------------
+    model: str = Field(DEFAULT_MODEL, description="sentence-transformers model: hub id or local folder")
+    model_revision: str | None = Field(None, description="hub revision (branch, tag or commit) of the model")
+    device: str | None = Field(None, description="torch device (cpu, cuda, cuda:1, mps); default: cuda when present")
+    backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="inference backend")
+    precision: Literal["fp32", "bf16", "fp16", "int8"] = Field(
+        "fp32", description="fp32; bf16 (torch on CPUs with bf16, openvino); fp16 (torch on GPU); int8 (onnx, openvino)"
+    )
+    query_prompt: str = Field("query: ", description="prefix of every query, as the model was trained")
+    passage_prompt: str = Field("passage: ", description="prefix of every skill passage, as the model was trained")
+    max_seq_length: int | None = Field(None, ge=8, description="token limit; default: the model's own (512)")
+    query_cache_size: int = Field(1024, ge=0, description="LRU cache of query embeddings (0 disables it)")
+
+    # --- the store -------------------------------------------------------------------------------
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: the embedded store")
+    qdrant_api_key: SecretStr | None = Field(None, description="Qdrant API key (read-only suffices for search)")
+    qdrant_path: Path | None = Field(None, description="embedded store folder; default: see default_qdrant_path()")
+    embedded_engine: Literal["edge", "local"] = Field(
+        "edge", description="embedded engine: edge (Qdrant's own engine, qdrant-edge) or local (qdrant-client local mode)"
+    )
+    qdrant_prefer_grpc: bool = Field(False, description="talk to the server over gRPC (port 6334)")
+    qdrant_timeout: float = Field(30.0, gt=0, description="seconds per server request")
+    qdrant_verify_tls: bool = Field(True, description="verify the server's TLS certificate")
+    collection: str = Field("esco_skills", min_length=1, description="alias (or collection) that services search")
+
+    # --- searching -------------------------------------------------------------------------------
+    score_threshold: float | None = Field(
+        None, ge=-1.0, le=1.0, description="minimum cosine score; default: the collection's calibrated one, else none"
+    )
+    limit: int = Field(10, ge=1, le=1000, description="hits per query")
+    exact: bool = Field(False, description="exact (brute-force) search instead of the HNSW index")
+    hnsw_ef: int | None = Field(None, ge=1, description="HNSW ef at search time; default: the store's")
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _strip_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"ESCO_QDRANT_URL must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_store_conflict(self) -> SearchSettings:
+        if self.qdrant_url and self.qdrant_path is not None:
+            raise ValueError(
+                "ESCO_QDRANT_URL and ESCO_QDRANT_PATH are both set: set the URL for a server, "
+                "or the path for the embedded store, not both"
+            )
+        if self.qdrant_api_key is not None and not self.qdrant_url:
+            raise ValueError("ESCO_QDRANT_API_KEY is set but ESCO_QDRANT_URL is not: an API key needs a server")
+        if self.precision == "fp16" and self.backend == "torch" and (self.device or "cpu").startswith("cpu"):
+            raise ValueError("ESCO_PRECISION=fp16 needs a GPU (ESCO_DEVICE=cuda); on a CPU use bf16 or int8")
+        if self.precision == "int8" and self.backend == "torch":
+            raise ValueError("ESCO_PRECISION=int8 needs ESCO_BACKEND=onnx or openvino")
+        return self
+
+    @property
+    def store_path(self) -> Path:
+        """The embedded store's folder (the setting, or the default)."""
+        return (self.qdrant_path or default_qdrant_path()).expanduser()
+
+    @property
+    def store_kind(self) -> str:
+        """``server``, ``edge`` or ``local``."""
+        return "server" if self.qdrant_url else self.embedded_engine
+
+    def describe_store(self) -> str:
+        """Where the store is, for messages; never includes the API key."""
+        if self.qdrant_url:
+            return f"Qdrant server {self.qdrant_url}"
+        return f"embedded {self.embedded_engine} store {self.store_path}"

@@ -1,0 +1,375 @@
+"""The store on ``qdrant-client``: a Qdrant server (or cluster), or qdrant-client's local mode.
+
+Both speak the same client API, so one class serves both. Server calls are retried with tenacity on
+transport errors, 429 and 5xx answers only (point ids are deterministic, so a repeated upsert overwrites);
+what still fails is raised as :class:`~search.errors.QdrantUnavailable` naming the URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+from tenacity import (
+    before_sleep_log,
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from search.errors import CollectionNotFound, ConfigError, QdrantUnavailable, SearchError, StoreLocked
+from search.store import CollectionParams, Filter, ScoredPoint, StoredPoint
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Transport errors, timeouts, 429 and 5xx: safe to retry because writes are idempotent."""
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code in _RETRY_STATUS
+    if isinstance(exc, (ResponseHandlingException, httpx.TransportError, ConnectionError, TimeoutError)):
+        return True
+    try:  # gRPC, when prefer_grpc is set
+        import grpc
+
+        if isinstance(exc, grpc.RpcError):
+            code = exc.code()  # type: ignore[attr-defined]
+            return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                            grpc.StatusCode.RESOURCE_EXHAUSTED)
+    except ImportError:  # pragma: no cover
+        pass
+    return False
+
+
+def _to_filter(flt: Filter | None) -> models.Filter | None:
+    if not flt:
+        return None
+    return models.Filter(
+        must=[
+            models.FieldCondition(
+                key=c.field,
+                match=models.MatchValue(value=c.values[0]) if len(c.values) == 1 else models.MatchAny(any=list(c.values)),
+            )
+            for c in flt.must
+        ]
+    )
+
+
+def _vec(v: Any) -> list[float] | None:
+    if v is None:
+        return None
+    if isinstance(v, dict):  # named vectors: we use the unnamed default only
+        v = next(iter(v.values()), None)
+    return list(v) if v is not None else None
+
+
+class QdrantClientStore:
+    """A :class:`~search.store.Store` on ``qdrant-client`` (server, or local mode)."""
+
+    def __init__(self, client: QdrantClient, kind: str, where: str, *, retries: int = 5,
+                 max_wait: float = 10.0) -> None:
+        self._client = client
+        self.kind = kind
+        self._where = where
+        self._retries = retries if kind == "server" else 1
+        self._max_wait = max_wait
+
+    # --- construction ----------------------------------------------------------------------------
+    @classmethod
+    def local(cls, path: str | Path) -> QdrantClientStore:
+        """qdrant-client's local mode in ``path`` (``":memory:"`` for a throw-away store).
+
+        Raises:
+            StoreLocked: another process has the folder open (local mode allows one process at a time).
+        """
+        where = f"embedded local store {path}"
+        try:
+            if str(path) == ":memory:":
+                client = QdrantClient(location=":memory:")
+            else:
+                Path(path).mkdir(parents=True, exist_ok=True)
+                client = QdrantClient(path=str(path))
+        except RuntimeError as exc:
+            if "already accessed" in str(exc):
+                raise StoreLocked(
+                    f"the {where} is open in another process: qdrant-client's local mode allows one process "
+                    f"at a time. Stop that process, use the edge engine (ESCO_EMBEDDED_ENGINE=edge), "
+                    f"or run a Qdrant server (ESCO_QDRANT_URL) for concurrent readers and writers"
+                ) from exc
+            raise
+        return cls(client, "local", where)
+
+    @classmethod
+    def connect(cls, settings: Any, *, check: bool = True) -> QdrantClientStore:
+        """Connect to the server in ``settings.qdrant_url`` (API key, gRPC, timeout, TLS from settings).
+
+        Raises:
+            QdrantUnavailable: the server does not answer (after retries) or rejects the API key.
+        """
+        url: str = settings.qdrant_url
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        client = QdrantClient(
+            url=url,
+            api_key=key,
+            prefer_grpc=settings.qdrant_prefer_grpc,
+            timeout=int(max(1, round(settings.qdrant_timeout))),
+            verify=settings.qdrant_verify_tls,
+            check_compatibility=False,
+        )
+        store = cls(client, "server", f"Qdrant server {url}")
+        if check:
+            store._call(client.get_collections)
+        return store
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def describe(self) -> str:
+        return self._where
+
+    @property
+    def client(self) -> QdrantClient:
+        """The underlying client, for what the Store interface does not cover."""
+        return self._client
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        wrapped = retry(
+            retry=retry_if_exception(_is_transient),
+            stop=stop_after_attempt(self._retries),
+            wait=wait_exponential(multiplier=0.2, max=self._max_wait),
+            before_sleep=before_sleep_log(logger, logging.WARNING),
+            reraise=True,
+        )(fn)
+        try:
+            return wrapped(*args, **kwargs)
+        except SearchError:
+            raise
+        except UnexpectedResponse as exc:
+            if exc.status_code in (401, 403):
+                raise QdrantUnavailable(
+                    f"{self._where} refused the request ({exc.status_code}): check ESCO_QDRANT_API_KEY "
+                    f"(a read-only key cannot write)"
+                ) from exc
+            if exc.status_code == 404:
+                raise
+            if _is_transient(exc):
+                raise QdrantUnavailable(
+                    f"{self._where} answered {exc.status_code} after {self._retries} attempts: {exc.reason_phrase}"
+                ) from exc
+            raise
+        except Exception as exc:
+            if _is_transient(exc):
+                raise QdrantUnavailable(
+                    f"{self._where} cannot be reached after {self._retries} attempts ({type(exc).__name__}: "
+                    f"{exc}); check ESCO_QDRANT_URL and that the server runs"
+                ) from exc
+            raise
+
+    def _require(self, name: str) -> None:
+        if not self.collection_exists(name):
+            raise CollectionNotFound(name, self._where)
+
+    def _on(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A call on one collection; a missing collection becomes CollectionNotFound (no extra round trip)."""
+        try:
+            return self._call(fn, *args, **kwargs)
+        except UnexpectedResponse as exc:
+            if exc.status_code == 404:
+                raise CollectionNotFound(name, self._where) from exc
+            raise
+        except ValueError as exc:  # local mode: "Collection x not found"
+            if "not found" in str(exc):
+                raise CollectionNotFound(name, self._where) from exc
+            raise
+
+    # --- collections -----------------------------------------------------------------------------
+    def list_collections(self) -> list[str]:
+        return sorted(c.name for c in self._call(self._client.get_collections).collections)
+
+    def collection_exists(self, name: str) -> bool:
+        if self._call(self._client.collection_exists, name):
+            return True
+        return self.resolve_alias(name) is not None
+
+    def create_collection(self, name: str, params: CollectionParams, metadata: Mapping[str, Any],
+                          keyword_fields: Sequence[str]) -> None:
+        quant = None
+        if params.quantization == "int8":
+            quant = models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+            )
+        elif params.quantization != "none":
+            raise ConfigError(f"unknown quantization {params.quantization!r}; valid: none, int8")
+        self._call(
+            self._client.create_collection,
+            collection_name=name,
+            vectors_config=models.VectorParams(
+                size=params.vector_size, distance=models.Distance.COSINE, on_disk=params.on_disk_vectors or None
+            ),
+            hnsw_config=models.HnswConfigDiff(m=params.hnsw_m, ef_construct=params.hnsw_ef_construct),
+            optimizers_config=models.OptimizersConfigDiff(indexing_threshold=params.indexing_threshold),
+            quantization_config=quant,
+            shard_number=params.shard_number,
+            replication_factor=params.replication_factor,
+            write_consistency_factor=params.write_consistency_factor,
+            metadata=dict(metadata),
+        )
+        if self.kind == "local":
+            # qdrant-client's local mode has no payload indexes (it scans); creating them only warns.
+            return
+        for field in keyword_fields:
+            self._call(
+                self._client.create_payload_index,
+                collection_name=name,
+                field_name=field,
+                field_schema=models.PayloadSchemaType.KEYWORD,
+                wait=True,
+            )
+
+    def delete_collection(self, name: str) -> None:
+        for alias, target in self.list_aliases().items():
+            if target == name:
+                raise SearchError(
+                    f"collection {name!r} is served by alias {alias!r}; switch the alias first "
+                    f"(`esco-ingest rollback`) or delete the alias"
+                )
+        self._call(self._client.delete_collection, name)
+
+    def get_metadata(self, name: str) -> dict[str, Any]:
+        info = self._on(name, self._client.get_collection, name)
+        return dict(info.config.metadata or {})
+
+    def update_metadata(self, name: str, changes: Mapping[str, Any]) -> None:
+        self._require(name)
+        target = self.resolve_alias(name) or name
+        merged = {**self.get_metadata(target), **dict(changes)}
+        self._call(self._client.update_collection, collection_name=target, metadata=merged)
+
+    def payload_indexes(self, name: str) -> dict[str, str]:
+        schema = self._on(name, self._client.get_collection, name).payload_schema or {}
+        out: dict[str, str] = {}
+        for key, info in schema.items():
+            dtype = getattr(info, "data_type", None)
+            out[key] = str(getattr(dtype, "value", dtype))
+        return out
+
+    def optimize(self, name: str) -> None:
+        # The server builds its HNSW index in the background once a segment passes the indexing
+        # threshold; local mode has no index. Nothing to trigger here.
+        return None
+
+    # --- aliases ---------------------------------------------------------------------------------
+    def list_aliases(self) -> dict[str, str]:
+        return {a.alias_name: a.collection_name for a in self._call(self._client.get_aliases).aliases}
+
+    def resolve_alias(self, alias: str) -> str | None:
+        return self.list_aliases().get(alias)
+
+    def switch_alias(self, alias: str, collection: str) -> None:
+        ops: list[Any] = []
+        if self.resolve_alias(alias) is not None:
+            ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        ops.append(
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection, alias_name=alias))
+        )
+        # One request: Qdrant applies all alias operations of a request atomically.
+        self._call(self._client.update_collection_aliases, change_aliases_operations=ops)
+
+    def delete_alias(self, alias: str) -> None:
+        if self.resolve_alias(alias) is None:
+            return
+        self._call(
+            self._client.update_collection_aliases,
+            change_aliases_operations=[models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))],
+        )
+
+    # --- points ----------------------------------------------------------------------------------
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
+        if not points:
+            return
+        structs = [models.PointStruct(id=p.id, vector=list(p.vector or []), payload=p.payload) for p in points]
+        self._call(self._client.upsert, collection_name=name, points=structs, wait=True)
+
+    def set_payload(self, name: str, payloads: Mapping[str, Mapping[str, Any]]) -> None:
+        for pid, payload in payloads.items():
+            self._call(self._client.set_payload, collection_name=name, payload=dict(payload), points=[pid], wait=True)
+
+    def delete_points(self, name: str, ids: Sequence[str]) -> None:
+        if ids:
+            self._call(self._client.delete, collection_name=name,
+                       points_selector=models.PointIdsList(points=list(ids)), wait=True)
+
+    def count(self, name: str, filter: Filter | None = None) -> int:
+        return self._on(name, self._client.count, collection_name=name, count_filter=_to_filter(filter), exact=True).count
+
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+        if not ids:
+            return []
+        recs = self._on(name, self._client.retrieve, collection_name=name, ids=list(ids), with_payload=True,
+                          with_vectors=with_vectors)
+        return [StoredPoint(id=str(r.id), payload=dict(r.payload or {}), vector=_vec(r.vector)) for r in recs]
+
+    def scroll(self, name: str, with_vectors: bool = False, with_payload: bool | Sequence[str] = True,
+               batch_size: int = 1000) -> Iterator[StoredPoint]:
+        offset: Any = None
+        payload_sel: Any = with_payload if isinstance(with_payload, bool) else list(with_payload)
+        while True:
+            recs, offset = self._on(name, self._client.scroll, collection_name=name, limit=batch_size, offset=offset,
+                                      with_payload=payload_sel, with_vectors=with_vectors)
+            for r in recs:
+                yield StoredPoint(id=str(r.id), payload=dict(r.payload or {}), vector=_vec(r.vector))
+            if offset is None:
+                return
+
+    def search(
+        self,
+        name: str,
+        vectors: Sequence[Sequence[float]],
+        *,
+        filter: Filter | None = None,
+        limit: int = 10,
+        score_threshold: float | None = None,
+        group_by: str | None = None,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+        with_vectors: bool = False,
+    ) -> list[list[ScoredPoint]]:
+        qfilter = _to_filter(filter)
+        params = models.SearchParams(exact=exact, hnsw_ef=hnsw_ef) if (exact or hnsw_ef) else None
+        if group_by:
+            out: list[list[ScoredPoint]] = []
+            for v in vectors:
+                res = self._on(
+                    name, self._client.query_points_groups,
+                    collection_name=name, group_by=group_by, query=list(v), query_filter=qfilter,
+                    search_params=params, limit=limit, group_size=1, with_payload=True,
+                    with_vectors=with_vectors, score_threshold=score_threshold,
+                )
+                out.append([
+                    ScoredPoint(id=str(g.hits[0].id), score=float(g.hits[0].score),
+                                payload=dict(g.hits[0].payload or {}), vector=_vec(g.hits[0].vector))
+                    for g in res.groups if g.hits
+                ])
+            return out
+        requests = [
+            models.QueryRequest(query=list(v), filter=qfilter, params=params, limit=limit,
+                                score_threshold=score_threshold, with_payload=True, with_vector=with_vectors)
+            for v in vectors
+        ]
+        responses = self._on(name, self._client.query_batch_points, collection_name=name, requests=requests)
+        return [
+            [ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}), vector=_vec(p.vector))
+             for p in resp.points]
+            for resp in responses
+        ]
+
+    def close(self) -> None:
+        self._client.close()

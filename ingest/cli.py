@@ -120,7 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ingest.pipeline import run
         from ingest.settings import IngestSettings
 
+        from search.cli import quiet_model_loading
+
         settings = IngestSettings()
+        quiet_model_loading()
         with logging_redirect_tqdm():
             summary = run(settings, args.release, args.language or ["en"], esco_version=args.esco_version,
                           limit=args.limit, progress=not quiet and not args.json)

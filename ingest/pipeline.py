@@ -313,7 +313,7 @@ def _run_locked(
         collection=target, alias=alias, esco_version=release.esco_version, languages=list(release.languages),
         skills_read={lang: len(release.skills.get(lang, [])) for lang in release.languages},
         points_written={lang: 0 for lang in release.languages}, previous_collection=served,
-        read_stats=release.stats.to_dict() if hasattr(release.stats, "to_dict") else asdict(release.stats),
+        read_stats=release.stats.as_dict(),
     )
     for p in points:
         h = old.get(p.id)

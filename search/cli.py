@@ -24,6 +24,22 @@ from search.errors import SearchError
 EXIT_USER_ERROR = 2
 
 
+def quiet_model_loading() -> None:
+    """No progress bars or info lines from transformers while a CLI loads the model."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in ("transformers", "sentence_transformers", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="esco-search",
@@ -72,12 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return eval_main(argv[1:])
         args = _parser().parse_args(argv)
-        from search.service import SkillSearch
+        from search.service import SkillSearch, build_filter, clean_query
         from search.settings import SearchSettings
 
-        with SkillSearch(SearchSettings()) as searcher:
+        # Check what needs no model before loading one.
+        text = clean_query(" ".join(args.text))
+        build_filter(skill_type=args.skill_type, reuse_level=args.reuse_level, occupation=args.occupation,
+                     relation=args.relation, skill_group=args.skill_group, collection=args.skill_collection)
+        settings = SearchSettings()
+        quiet_model_loading()
+        with SkillSearch(settings) as searcher:
             hits = searcher.search(
-                " ".join(args.text), limit=args.limit, threshold=args.threshold, skill_type=args.skill_type,
+                text, limit=args.limit, threshold=args.threshold, skill_type=args.skill_type,
                 reuse_level=args.reuse_level, occupation=args.occupation, relation=args.relation,
                 skill_group=args.skill_group, collection=args.skill_collection, language=args.language,
             )

@@ -343,7 +343,9 @@ class QdrantClientStore:
         with_vectors: bool = False,
     ) -> list[list[ScoredPoint]]:
         qfilter = _to_filter(filter)
-        params = models.SearchParams(exact=exact, hnsw_ef=hnsw_ef) if (exact or hnsw_ef) else None
+        # Local mode always searches exactly and warns about search params: send none there.
+        params = (models.SearchParams(exact=exact, hnsw_ef=hnsw_ef)
+                  if (exact or hnsw_ef) and self.kind == "server" else None)
         if group_by:
             out: list[list[ScoredPoint]] = []
             for v in vectors:

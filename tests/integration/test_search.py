@@ -1,0 +1,282 @@
+"""The search module on a real collection: filters proven against brute force, thresholds, grouping,
+batches, guards, threads, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from ingest.pipeline import run
+from search import (
+    CollectionNotFound,
+    EncoderMismatch,
+    InvalidFilter,
+    InvalidQuery,
+    SkillHit,
+    SkillSearch,
+)
+from search.schema import Field
+from search.service import build_filter
+from search.store import open_store
+from tests.helpers import MINI_V11, all_points, brute_force, fixtures
+
+QUERIES = [
+    "bake bread and pastries in an oven",
+    "write Python programs to automate tasks",
+    "Patienten pflegen und betreuen",
+    "repair bicycles",
+    "keep the books of a company",
+]
+
+
+@pytest.fixture(scope="module", params=["edge", "local"])
+def searcher(request, tmp_path_factory, encoder):
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path_factory.mktemp(request.param), request.param, model=encoder.model_name)
+    run(settings, [MINI_V11], ["en", "de"], encoder=encoder, progress=False)
+    s = SkillSearch(settings, encoder=encoder)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def stored(searcher):
+    return all_points(searcher.store, searcher.collection)
+
+
+def _ids(hits: list[SkillHit], lang_of: bool = True) -> list[tuple[str, str]]:
+    return [(h.concept_uri, h.language) for h in hits]
+
+
+def _filters():
+    fx = fixtures()
+    return {
+        "skill_type": dict(skill_type="knowledge"),
+        "two_skill_types": dict(skill_type=["knowledge", "skill/competence"]),
+        "reuse_level": dict(reuse_level="transversal"),
+        "occupation_any": dict(occupation=fx.OCCUPATION["baker"]),
+        "occupation_essential": dict(occupation=fx.OCCUPATION["baker"], relation="essential"),
+        "occupation_optional": dict(occupation=[fx.OCCUPATION["baker"], fx.OCCUPATION["nurse"]], relation="optional"),
+        "skill_group": dict(skill_group=fx.GROUP["S"]),
+        "collection": dict(collection="digital"),
+        "language": dict(language="de"),
+        "status": dict(status="released"),
+        "combined": dict(skill_type="skill/competence", language="en", occupation=fx.OCCUPATION["data_analyst"]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_filters()))
+def test_each_filter_equals_brute_force_over_stored_vectors(searcher, stored, encoder, name):
+    kwargs = _filters()[name]
+    flt = build_filter(**kwargs)
+    for q in QUERIES:
+        hits = searcher.search(q, limit=10, threshold=-1.0, one_per_concept=False, **kwargs)
+        qv = encoder.encode_queries([q])[0]
+        ref = brute_force(stored, qv, flt, limit=10)
+        assert [h.concept_uri + "|" + h.language for h in hits] == [
+            stored[pid][0][Field.CONCEPT_URI] + "|" + stored[pid][0][Field.LANGUAGE] for pid, _ in ref
+        ]
+        assert np.allclose([h.score for h in hits], [s for _, s in ref], atol=1e-4)
+        # no hit outside the filter ever appears
+        for h in hits:
+            payload = next(p for p, _ in stored.values() if p[Field.CONCEPT_URI] == h.concept_uri
+                           and p[Field.LANGUAGE] == h.language)
+            assert flt.matches(payload)
+    assert any(searcher.search(q, threshold=-1.0, **kwargs) for q in QUERIES), "the filter matches something"
+
+
+def test_threshold_drops_everything_below_and_keeps_everything_above(searcher, stored, encoder):
+    q = QUERIES[0]
+    everything = searcher.search(q, limit=100, threshold=-1.0, one_per_concept=False)
+    assert len(everything) == len(stored)
+    for i in (0, 5, 17):
+        cut = (everything[i].score + everything[i + 1].score) / 2  # between two hits: no tie at the edge
+        kept = searcher.search(q, limit=100, threshold=cut, one_per_concept=False)
+        assert all(h.score >= cut for h in kept)
+        assert [(h.concept_uri, h.language) for h in kept] == [
+            (h.concept_uri, h.language) for h in everything[: i + 1]]
+
+
+def test_one_hit_per_concept_best_language_first(searcher, stored, encoder):
+    q = "Brot backen"
+    hits = searcher.search(q, limit=20, threshold=-1.0)  # two languages indexed: grouped by default
+    uris = [h.concept_uri for h in hits]
+    assert len(uris) == len(set(uris)) == 20
+    ref = brute_force(stored, encoder.encode_queries([q])[0], limit=20, group_by=Field.CONCEPT_URI)
+    assert [(h.concept_uri, h.language) for h in hits] == [
+        (stored[pid][0][Field.CONCEPT_URI], stored[pid][0][Field.LANGUAGE]) for pid, _ in ref]
+    assert hits[0].concept_uri == fixtures().SKILL["bread"]
+    # a single language asked for: no grouping needed, every hit in that language
+    de = searcher.search(q, language="de", threshold=-1.0)
+    assert {h.language for h in de} == {"de"}
+
+
+def test_batch_equals_single_calls(searcher):
+    batch = searcher.search_batch(QUERIES, limit=5, threshold=-1.0, skill_type="skill/competence")
+    singles = [searcher.search(q, limit=5, threshold=-1.0, skill_type="skill/competence") for q in QUERIES]
+    assert [_ids(b) for b in batch] == [_ids(s) for s in singles]
+    for b, s in zip(batch, singles):
+        assert np.allclose([h.score for h in b], [h.score for h in s], atol=1e-5)
+
+
+def test_hits_carry_what_a_service_needs(searcher):
+    (hit,) = searcher.search("bake bread", limit=1)
+    assert isinstance(hit, SkillHit)
+    assert hit.concept_uri == fixtures().SKILL["bread"]
+    assert hit.preferred_label in ("bake bread", "Brot backen")
+    assert hit.passage.startswith(hit.preferred_label + ": ") and hit.description in hit.passage
+    assert hit.skill_type == "skill/competence" and hit.reuse_level == "sector-specific"
+    assert 0.0 < hit.score <= 1.0
+    with pytest.raises(AttributeError):
+        hit.score = 2.0  # type: ignore[misc]  # frozen
+    assert json.loads(json.dumps(hit.to_dict()))["concept_uri"] == hit.concept_uri
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\n\t", "\x00\x01"])
+def test_empty_or_blank_query_is_an_error(searcher, bad):
+    with pytest.raises(InvalidQuery, match="empty or blank"):
+        searcher.search(bad)
+
+
+@pytest.mark.parametrize("bad", [None, 42, b"bytes", ["a list"]])
+def test_non_string_query_is_an_error(searcher, bad):
+    with pytest.raises(InvalidQuery, match="must be a string"):
+        searcher.search(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001, 2.5, True, "10"])
+def test_bad_limit_is_an_error(searcher, limit):
+    with pytest.raises(InvalidQuery, match="limit must be an integer from 1 to 1000"):
+        searcher.search("bread", limit=limit)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("thr", [1.5, -2.0, float("nan"), "0.5"])
+def test_threshold_outside_the_score_range_is_an_error(searcher, thr):
+    with pytest.raises(InvalidQuery, match="threshold must be a cosine score"):
+        searcher.search("bread", threshold=thr)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "lists"),
+    [
+        (dict(skill_type="skills"), "skill/competence, knowledge"),
+        (dict(reuse_level="global"), "transversal, cross-sector, sector-specific, occupation-specific"),
+        (dict(collection="blue"), "digital, green"),
+        (dict(language="fr"), "en, de"),
+        (dict(relation="sometimes", occupation="http://data.europa.eu/esco/occupation/x"), "essential, optional, any"),
+        (dict(occupation="baker"), "http://data.europa.eu/esco/occupation/<uuid>"),
+    ],
+)
+def test_unknown_filter_values_list_the_valid_ones(searcher, kwargs, lists):
+    with pytest.raises(InvalidFilter) as err:
+        searcher.search("bread", **kwargs)
+    assert lists in str(err.value)
+
+
+def test_control_characters_are_removed_not_fatal(searcher):
+    clean = searcher.search("bake bread", limit=3)
+    dirty = searcher.search("bake\x00 \x07bread\u200b", limit=3)
+    assert _ids(clean) == _ids(dirty)
+
+
+def test_text_longer_than_the_model_limit_is_truncated_with_a_warning(searcher, caplog):
+    long = "bake bread in the oven " * 400  # ~2,400 tokens > 256 (MiniLM's limit)
+    with caplog.at_level(logging.WARNING, logger="search"):
+        hits = searcher.search(long, limit=3)
+    assert hits and hits[0].concept_uri == fixtures().SKILL["bread"]
+    assert any("longer than the model's limit" in r.getMessage() for r in caplog.records)
+
+
+def test_a_megabyte_of_text_is_cut_and_answered(searcher, caplog):
+    with caplog.at_level(logging.WARNING, logger="search"):
+        hits = searcher.search("x" * 1_000_000 + " bread", limit=1)
+    assert len(hits) == 1
+    assert any("characters cut" in r.getMessage() for r in caplog.records)
+
+
+def test_shared_between_threads(searcher):
+    expected = {q: _ids(searcher.search(q, limit=5)) for q in QUERIES}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda q: (q, _ids(searcher.search(q, limit=5))), QUERIES * 4))
+    for q, ids in results:
+        assert ids == expected[q]
+
+
+def test_missing_collection_says_how_to_ingest(tmp_path, encoder):
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, "edge", model=encoder.model_name)
+    with pytest.raises(CollectionNotFound, match="esco-ingest --release"):
+        SkillSearch(settings, encoder=encoder)
+
+
+def test_collection_of_another_model_is_refused_naming_both(tmp_path, encoder, minilm_path):
+    from search.encoders import SentenceTransformerEncoder
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, "edge", model=encoder.model_name)
+    run(settings, [MINI_V11], ["en"], encoder=encoder, progress=False, limit=3)
+    store = open_store(settings)
+    try:
+        # Same folder, other prompts: the searcher must refuse.
+        other_prompts = SentenceTransformerEncoder(minilm_path, query_prompt="search_query: ",
+                                                   passage_prompt="search_document: ")
+        with pytest.raises(EncoderMismatch, match="passage_prompt"):
+            SkillSearch(settings, encoder=other_prompts, store=store)
+        # Other weights recorded (a different probe embedding) and another name: refused, both named.
+        store.update_metadata(settings.collection, {"model": "intfloat/multilingual-e5-base",
+                                                    "probe": list(np.roll(encoder.probe(), 7))})
+        with pytest.raises(EncoderMismatch) as err:
+            SkillSearch(settings, encoder=encoder, store=store)
+        assert "intfloat/multilingual-e5-base" in str(err.value) and encoder.model_name in str(err.value)
+        # Another vector size: refused.
+        store.update_metadata(settings.collection, {"vector_size": 768})
+        with pytest.raises(EncoderMismatch, match="vector size 768 vs 384"):
+            SkillSearch(settings, encoder=encoder, store=store)
+    finally:
+        store.close()
+
+
+def test_default_threshold_from_settings_then_collection(tmp_path, encoder):
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, "edge", model=encoder.model_name)
+    run(settings, [MINI_V11], ["en"], encoder=encoder, progress=False)
+    with SkillSearch(settings, encoder=encoder) as s:
+        assert s.default_threshold is None
+        s.store.update_metadata(settings.collection, {"score_threshold": 0.5})
+        s._metadata(force=True)
+        assert s.default_threshold == 0.5
+        assert all(h.score >= 0.5 for h in s.search("bread", limit=20))
+    explicit = make_settings(tmp_path, "edge", model=encoder.model_name, score_threshold=0.3)
+    with SkillSearch(explicit, encoder=encoder) as s:
+        assert s.default_threshold == 0.3
+
+
+def test_cli_json_and_table(tmp_path, encoder, minilm_path, monkeypatch, capsys):
+    from search.cli import main
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, "edge", model=minilm_path)
+    run(settings, [MINI_V11], ["en", "de"], encoder=encoder, progress=False)
+    monkeypatch.setenv("ESCO_QDRANT_PATH", str(settings.qdrant_path))
+    monkeypatch.setenv("ESCO_MODEL", minilm_path)
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+    assert main(["Brot", "backen", "--limit", "3", "--language", "de", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 3 and hits[0]["preferred_label"] == "Brot backen"
+    assert {"concept_uri", "preferred_label", "score", "skill_type", "language"} <= set(hits[0])
+    assert main(["bake bread", "--limit", "2", "--skill-type", "skill/competence", "--threshold", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "bake bread" in out and fixtures().SKILL["bread"] in out
+    assert main(["bread", "--skill-type", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "valid values are: skill/competence, knowledge" in err
+    monkeypatch.setenv("ESCO_COLLECTION", "nothing_here")
+    assert main(["bread"]) == 2
+    assert "not found" in capsys.readouterr().err

@@ -32,7 +32,12 @@ class SearchSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="ESCO_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="ESCO_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,  # ESCO_QDRANT_API_KEY= (empty) means unset
+        hide_input_in_errors=True,  # a refused setting never echoes the API key
     )
 
     # --- the model -------------------------------------------------------------------------------
@@ -57,6 +62,12 @@ class SearchSettings(BaseSettings):
     )
     qdrant_prefer_grpc: bool = Field(False, description="talk to the server over gRPC (port 6334)")
     qdrant_timeout: float = Field(30.0, gt=0, description="seconds per server request")
+    qdrant_retries: int = Field(
+        5, ge=1, le=100, description="attempts per server request on transport errors, timeouts, 429 and 5xx"
+    )
+    qdrant_retry_max_wait: float = Field(
+        10.0, gt=0, le=600, description="longest wait in seconds between two attempts (exponential from 0.2 s)"
+    )
     qdrant_verify_tls: bool = Field(True, description="verify the server's TLS certificate")
     collection: str = Field("esco_skills", min_length=1, description="alias (or collection) that services search")
 

@@ -1,12 +1,18 @@
 """The store on ``qdrant-client``: a Qdrant server (or cluster), or qdrant-client's local mode.
 
 Both speak the same client API, so one class serves both. Server calls are retried with tenacity on
-transport errors, 429 and 5xx answers only (point ids are deterministic, so a repeated upsert overwrites);
-what still fails is raised as :class:`~search.errors.QdrantUnavailable` naming the URL.
+transport errors, timeouts, 429 and 5xx answers only (point ids are deterministic, so a repeated upsert
+overwrites; a ``Retry-After`` header is honoured up to the longest wait); what still fails is raised as
+:class:`~search.errors.QdrantUnavailable` naming the URL. A request whose first attempt may have been applied
+before its answer was lost (a dropped connection, a timeout) is accepted when the retry finds it done
+(collection created, alias switched or deleted). A wrong API key (401/403) is not retried and names
+``ESCO_QDRANT_API_KEY``; other 4xx answers are not retried either and become a one-line
+:class:`~search.errors.SearchError` with the server's own message. No message carries the API key.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -14,8 +20,10 @@ from typing import Any, TypeVar
 
 import httpx
 from qdrant_client import QdrantClient, models
+from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from tenacity import (
+    RetryCallState,
     before_sleep_log,
     retry,
     retry_if_exception,
@@ -33,11 +41,19 @@ T = TypeVar("T")
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
+_TRANSPORT = (httpx.TransportError, ConnectionError, TimeoutError, OSError)
+
+
 def _is_transient(exc: BaseException) -> bool:
     """Transport errors, timeouts, 429 and 5xx: safe to retry because writes are idempotent."""
     if isinstance(exc, UnexpectedResponse):
         return exc.status_code in _RETRY_STATUS
-    if isinstance(exc, (ResponseHandlingException, httpx.TransportError, ConnectionError, TimeoutError)):
+    if isinstance(exc, ResourceExhaustedResponse):  # a 429 with Retry-After
+        return True
+    if isinstance(exc, ResponseHandlingException):
+        # The client wraps transport errors, and also answers it cannot parse (not transient).
+        return isinstance(exc.source, _TRANSPORT)
+    if isinstance(exc, _TRANSPORT):
         return True
     try:  # gRPC, when prefer_grpc is set
         import grpc
@@ -49,6 +65,32 @@ def _is_transient(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         pass
     return False
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    """Seconds the server asked to wait (a ``Retry-After`` header), or None."""
+    if isinstance(exc, ResourceExhaustedResponse):
+        return float(exc.retry_after_s)
+    if isinstance(exc, UnexpectedResponse) and exc.headers is not None:
+        value = exc.headers.get("Retry-After")
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+    return None
+
+
+def _server_error(exc: UnexpectedResponse) -> str:
+    """The server's own error text from a Qdrant error answer, on one line (or the reason phrase)."""
+    text = ""
+    try:
+        status = json.loads(exc.content).get("status")
+        if isinstance(status, dict):
+            text = str(status.get("error") or "")
+    except (ValueError, AttributeError, TypeError):
+        text = exc.content.decode("utf-8", "replace") if exc.content else ""
+    text = " ".join(text.split()) or exc.reason_phrase or ""
+    return text[:300] + ("..." if len(text) > 300 else "")
 
 
 def _to_filter(flt: Filter | None) -> models.Filter | None:
@@ -83,6 +125,7 @@ class QdrantClientStore:
         self._where = where
         self._retries = retries if kind == "server" else 1
         self._max_wait = max_wait
+        self._secrets: tuple[str, ...] = ()
 
     # --- construction ----------------------------------------------------------------------------
     @classmethod
@@ -126,9 +169,16 @@ class QdrantClientStore:
             verify=settings.qdrant_verify_tls,
             check_compatibility=False,
         )
-        store = cls(client, "server", f"Qdrant server {url}")
+        store = cls(client, "server", f"Qdrant server {url}", retries=int(getattr(settings, "qdrant_retries", 5)),
+                    max_wait=float(getattr(settings, "qdrant_retry_max_wait", 10.0)))
+        if key:
+            store._secrets = (key,)
         if check:
-            store._call(client.get_collections)
+            try:
+                store._call(client.get_collections)
+            except BaseException:
+                client.close()
+                raise
         return store
 
     # --- plumbing --------------------------------------------------------------------------------
@@ -140,37 +190,92 @@ class QdrantClientStore:
         """The underlying client, for what the Store interface does not cover."""
         return self._client
 
-    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _wait(self, state: RetryCallState) -> float:
+        """Exponential back-off from 0.2 s, or the server's Retry-After when longer; at most max_wait."""
+        base = wait_exponential(multiplier=0.2, max=self._max_wait)(state)
+        exc = state.outcome.exception() if state.outcome is not None else None
+        asked = _retry_after(exc)
+        return min(self._max_wait, max(base, asked)) if asked is not None else base
+
+    def _clean(self, text: str) -> str:
+        """One line, without any secret."""
+        text = " ".join(str(text).split())
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _call(self, fn: Callable[..., T], *args: Any,
+              done_on_retry: Callable[[UnexpectedResponse], bool] | None = None, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` with retries on transient faults; failures become the project's errors.
+
+        ``done_on_retry`` is asked when a retried attempt is refused (a 4xx): True when the refusal only
+        shows that an earlier attempt, whose answer was lost, was applied (then the call succeeds).
+        """
+        attempts = 0
+
+        def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return fn(*args, **kwargs)
+            except UnexpectedResponse as exc:
+                if (attempts > 1 and done_on_retry is not None and exc.status_code is not None
+                        and 400 <= exc.status_code < 500 and done_on_retry(exc)):
+                    logger.info("%s: an earlier attempt of %s was applied before its answer was lost",
+                                self._where, getattr(fn, "__name__", "the request"))
+                    return None  # type: ignore[return-value]
+                raise
+
         wrapped = retry(
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(self._retries),
-            wait=wait_exponential(multiplier=0.2, max=self._max_wait),
+            wait=self._wait,
             before_sleep=before_sleep_log(logger, logging.WARNING),
             reraise=True,
-        )(fn)
+        )(attempt)
+        op = getattr(fn, "__name__", "request")
         try:
-            return wrapped(*args, **kwargs)
+            return wrapped()
         except SearchError:
             raise
         except UnexpectedResponse as exc:
-            if exc.status_code in (401, 403):
+            code = exc.status_code
+            if code in (401, 403):
                 raise QdrantUnavailable(
-                    f"{self._where} refused the request ({exc.status_code}): check ESCO_QDRANT_API_KEY "
-                    f"(a read-only key cannot write)"
+                    f"{self._where} refused the request ({code} {exc.reason_phrase}): check ESCO_QDRANT_API_KEY "
+                    f"({'it is missing or wrong' if code == 401 else 'a read-only key cannot write'})"
                 ) from exc
-            if exc.status_code == 404:
+            if code == 404:
                 raise
             if _is_transient(exc):
-                raise QdrantUnavailable(
-                    f"{self._where} answered {exc.status_code} after {self._retries} attempts: {exc.reason_phrase}"
-                ) from exc
-            raise
+                raise QdrantUnavailable(self._clean(
+                    f"{self._where} answered {code} {exc.reason_phrase} to {op} after {attempts} attempts: "
+                    f"{_server_error(exc)}. Check the server's health and logs; run the same command again "
+                    f"to resume"
+                )) from exc
+            raise SearchError(self._clean(
+                f"{self._where} rejected {op} ({code} {exc.reason_phrase}, not retried): {_server_error(exc)}"
+            )) from exc
+        except ResourceExhaustedResponse as exc:
+            raise QdrantUnavailable(self._clean(
+                f"{self._where} answered 429 (rate limited: {exc.message}) to {op} after {attempts} attempts; "
+                f"lower the load or raise the server's limits, then run the same command again"
+            )) from exc
         except Exception as exc:
             if _is_transient(exc):
-                raise QdrantUnavailable(
-                    f"{self._where} cannot be reached after {self._retries} attempts ({type(exc).__name__}: "
-                    f"{exc}); check ESCO_QDRANT_URL and that the server runs"
-                ) from exc
+                cause = exc.source if isinstance(exc, ResponseHandlingException) else exc
+                kind = "timed out" if isinstance(cause, (httpx.TimeoutException, TimeoutError)) else "cannot be reached"
+                raise QdrantUnavailable(self._clean(
+                    f"{self._where} {kind} ({op}) after {attempts} attempts ({type(cause).__name__}: {cause}); "
+                    f"check ESCO_QDRANT_URL and that the server runs (ESCO_QDRANT_TIMEOUT sets the seconds "
+                    f"per request)"
+                )) from exc
+            if isinstance(exc, ResponseHandlingException):
+                raise SearchError(self._clean(
+                    f"{self._where} sent an answer to {op} this qdrant-client cannot read "
+                    f"({type(exc.source).__name__}: {str(exc.source)[:200]}); is it a Qdrant server of a "
+                    f"compatible version?"
+                )) from exc
             raise
 
     def _require(self, name: str) -> None:
@@ -210,12 +315,16 @@ class QdrantClientStore:
             raise ConfigError(f"unknown quantization {params.quantization!r}; valid: none, int8")
         self._call(
             self._client.create_collection,
+            done_on_retry=lambda exc: exc.status_code in (400, 409) and b"already exists" in (exc.content or b""),
             collection_name=name,
             vectors_config=models.VectorParams(
                 size=params.vector_size, distance=models.Distance.COSINE, on_disk=params.on_disk_vectors or None
             ),
             hnsw_config=models.HnswConfigDiff(m=params.hnsw_m, ef_construct=params.hnsw_ef_construct),
-            optimizers_config=models.OptimizersConfigDiff(indexing_threshold=params.indexing_threshold),
+            # Qdrant counts the indexing threshold in KB of vectors, our setting in points.
+            optimizers_config=models.OptimizersConfigDiff(
+                indexing_threshold=max(1, params.indexing_threshold * params.vector_size * 4 // 1024)
+            ),
             quantization_config=quant,
             shard_number=params.shard_number,
             replication_factor=params.replication_factor,
@@ -241,7 +350,7 @@ class QdrantClientStore:
                     f"collection {name!r} is served by alias {alias!r}; switch the alias first "
                     f"(`esco-ingest rollback`) or delete the alias"
                 )
-        self._call(self._client.delete_collection, name)
+        self._call(self._client.delete_collection, name, done_on_retry=lambda exc: exc.status_code == 404)
 
     def get_metadata(self, name: str) -> dict[str, Any]:
         info = self._on(name, self._client.get_collection, name)
@@ -250,8 +359,9 @@ class QdrantClientStore:
     def update_metadata(self, name: str, changes: Mapping[str, Any]) -> None:
         self._require(name)
         target = self.resolve_alias(name) or name
-        merged = {**self.get_metadata(target), **dict(changes)}
-        self._call(self._client.update_collection, collection_name=target, metadata=merged)
+        # Qdrant (and local mode) merge the given keys into the stored metadata: send only the changes, so
+        # a late-applied earlier request (one retried after a timeout) cannot undo another key's newer value.
+        self._call(self._client.update_collection, collection_name=target, metadata=dict(changes))
 
     def payload_indexes(self, name: str) -> dict[str, str]:
         schema = self._on(name, self._client.get_collection, name).payload_schema or {}
@@ -281,7 +391,8 @@ class QdrantClientStore:
             models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection, alias_name=alias))
         )
         # One request: Qdrant applies all alias operations of a request atomically.
-        self._call(self._client.update_collection_aliases, change_aliases_operations=ops)
+        self._call(self._client.update_collection_aliases, change_aliases_operations=ops,
+                   done_on_retry=lambda exc: self.resolve_alias(alias) == collection)
 
     def delete_alias(self, alias: str) -> None:
         if self.resolve_alias(alias) is None:
@@ -289,6 +400,7 @@ class QdrantClientStore:
         self._call(
             self._client.update_collection_aliases,
             change_aliases_operations=[models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))],
+            done_on_retry=lambda exc: self.resolve_alias(alias) is None,
         )
 
     # --- points ----------------------------------------------------------------------------------

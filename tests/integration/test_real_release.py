@@ -6,7 +6,6 @@ occupationSkillRelations.csv, broaderRelationsSkillPillar.csv, skillGroups_en.cs
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -34,11 +33,9 @@ def _need(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def v111() -> tuple[Release, float]:
+def v111() -> Release:
     _need(V111)
-    t = time.perf_counter()
-    rel = read_release([V111], ["en"])
-    return rel, time.perf_counter() - t
+    return read_release([V111], ["en"])
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +48,12 @@ def by_uri(rel: Release) -> dict:
     return {r.concept_uri: r for r in rel.skills["en"]}
 
 
-def test_v111_reads_every_released_skill_once_in_seconds(v111):
-    rel, seconds = v111
+def test_v111_reads_every_released_skill_once(v111):
+    rel = v111  # speed is measured by benchmarks, not asserted here
     assert (rel.esco_version, rel.layout, rel.languages) == ("v1.1.1", "v1.1", ("en",))
     uris = [r.concept_uri for r in rel.skills["en"]]
     assert len(uris) == 13_896
     assert len(set(uris)) == 13_896
-    assert seconds < 15, f"reading the release took {seconds:.1f}s"
     c = rel.stats.counts["en"]
     assert c["skill_rows"] == 13_896 and c["skipped_not_released"] == c["skipped_duplicate_uri"] == 0
     assert c["relation_rows"] == 123_855
@@ -66,12 +62,12 @@ def test_v111_reads_every_released_skill_once_in_seconds(v111):
     assert c["relations_unknown_skill"] == 0
     assert c["broader_rows"] == 20_656 and c["broader_cycles"] == 0
     assert c["empty_skill_type"] == 6 and c["empty_reuse_level"] == 5
-    assert c["collections_missing"] == 1  # no ictSkillsCollection in v1.1.1
+    assert c["collections_missing"] == 0  # no ict collection, but the digital one: nothing missing
     assert all(r.preferred_label and r.skill_groups for r in rel.skills["en"])
 
 
 def test_v111_python(v111):
-    py = by_uri(v111[0])[PYTHON]
+    py = by_uri(v111)[PYTHON]
     assert py.preferred_label == "Python (computer programming)"
     assert (py.skill_type, py.reuse_level) == ("knowledge", "sector-specific")
     assert (len(py.essential_for), len(py.optional_for)) == (5, 45)
@@ -98,7 +94,7 @@ def test_v111_python(v111):
 
 
 def test_v111_show_initiative(v111):
-    s = by_uri(v111[0])[INITIATIVE]
+    s = by_uri(v111)[INITIATIVE]
     assert s.preferred_label == "show initiative" and s.reuse_level == "transversal"
     assert s.essential_for == s.optional_for == ()
     assert s.broader == (SKILL + "91860993-1a8b-4473-91f3-600aa1924bd0",)
@@ -111,7 +107,7 @@ def test_v111_show_initiative(v111):
 
 
 def test_v111_manage_musical_staff(v111):
-    s = by_uri(v111[0])[MUSICAL_STAFF]
+    s = by_uri(v111)[MUSICAL_STAFF]
     assert s.alt_labels == (
         "manage staff of music", "coordinate duties of musical staff", "manage music staff", "direct musical staff",
     )  # the preferred label, also listed in altLabels, removed
@@ -136,4 +132,4 @@ def test_v110_reads_every_released_skill_once(v110):
     assert sum("ict" in r.collections for r in v110.skills["en"]) == 21
     assert skills[PYTHON].collections == ()  # v1.1.0 had no digital skills collection
     assert (len(skills[PYTHON].essential_for), len(skills[PYTHON].optional_for)) == (5, 45)
-    assert any("digitalSkillsCollection_en.csv" in w for w in v110.stats.warnings)
+    assert not any("SkillsCollection_en.csv" in w for w in v110.stats.warnings)  # ict stands for digital

@@ -514,10 +514,11 @@ def rollback(store: Store, alias: str, to: str | None = None) -> tuple[str | Non
         if not candidates:
             raise SearchError(f"no earlier complete collection of alias {alias!r} to roll back to "
                               f"(`esco-ingest list` shows them)")
-        to = candidates[0]["collection"]
+        to = str(candidates[0]["collection"])
     else:
         meta = store.get_metadata(to)
         if meta.get("status") != STATUS_COMPLETE:
             raise SearchError(f"collection {to!r} is not complete (status {meta.get('status')!r}); refusing to serve it")
+    assert to is not None
     store.switch_alias(alias, to)
     return current, to

@@ -15,25 +15,25 @@ __all__ = ["IngestSettings"]
 class IngestSettings(SearchSettings):
     """Everything :class:`~search.settings.SearchSettings` has, plus batching, retention and cluster layout."""
 
-    batch_size: int = Field(16, ge=1, le=4096, description="passages per encoder batch (sorted by length)")
-    upsert_batch_size: int = Field(256, ge=1, le=10_000, description="points per upsert request")
+    batch_size: int = Field(default=16, ge=1, le=4096, description="passages per encoder batch (sorted by length)")
+    upsert_batch_size: int = Field(default=256, ge=1, le=10_000, description="points per upsert request")
     keep_collections: int = Field(
-        2, ge=1, description="complete collections kept per alias (the served one included) for rollback"
+        default=2, ge=1, description="complete collections kept per alias (the served one included) for rollback"
     )
     lock_dir: Path | None = Field(
-        None, description="folder of the one-writer lock files; default: <store>/.locks or ~/.cache/esco-skill-search"
+        default=None, description="folder of the one-writer lock files; default: <store>/.locks or ~/.cache/esco-skill-search"
     )
     lock_stale_seconds: float = Field(
-        600, gt=0, description="a build whose worker (on another host) sent no heartbeat for this long is taken over"
+        default=600, gt=0, description="a build whose worker (on another host) sent no heartbeat for this long is taken over"
     )
     # --- collection layout (servers and clusters; the embedded stores ignore shards and replicas) ---
-    shard_number: int | None = Field(None, ge=1, description="shards per collection (cluster)")
-    replication_factor: int | None = Field(None, ge=1, description="copies of each shard (cluster)")
-    write_consistency_factor: int | None = Field(None, ge=1, description="replicas that must confirm a write")
-    on_disk_vectors: bool = Field(False, description="keep the original vectors on disk (memory-mapped)")
-    quantization: Literal["none", "int8"] = Field("none", description="scalar int8 quantization, rescored")
-    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW graph degree")
-    hnsw_ef_construct: int = Field(100, ge=4, description="HNSW build-time candidate list")
+    shard_number: int | None = Field(default=None, ge=1, description="shards per collection (cluster)")
+    replication_factor: int | None = Field(default=None, ge=1, description="copies of each shard (cluster)")
+    write_consistency_factor: int | None = Field(default=None, ge=1, description="replicas that must confirm a write")
+    on_disk_vectors: bool = Field(default=False, description="keep the original vectors on disk (memory-mapped)")
+    quantization: Literal["none", "int8"] = Field(default="none", description="scalar int8 quantization, rescored")
+    hnsw_m: int = Field(default=16, ge=4, le=128, description="HNSW graph degree")
+    hnsw_ef_construct: int = Field(default=100, ge=4, description="HNSW build-time candidate list")
 
     @model_validator(mode="after")
     def _check_cluster(self) -> IngestSettings:

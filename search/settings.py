@@ -41,43 +41,43 @@ class SearchSettings(BaseSettings):
     )
 
     # --- the model -------------------------------------------------------------------------------
-    model: str = Field(DEFAULT_MODEL, description="sentence-transformers model: hub id or local folder")
-    model_revision: str | None = Field(None, description="hub revision (branch, tag or commit) of the model")
-    device: str | None = Field(None, description="torch device (cpu, cuda, cuda:1, mps); default: cuda when present")
-    backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="inference backend")
+    model: str = Field(default=DEFAULT_MODEL, description="sentence-transformers model: hub id or local folder")
+    model_revision: str | None = Field(default=None, description="hub revision (branch, tag or commit) of the model")
+    device: str | None = Field(default=None, description="torch device (cpu, cuda, cuda:1, mps); default: cuda when present")
+    backend: Literal["torch", "onnx", "openvino"] = Field(default="torch", description="inference backend")
     precision: Literal["fp32", "bf16", "fp16", "int8"] = Field(
-        "fp32", description="fp32; bf16 (torch on CPUs with bf16, openvino); fp16 (torch on GPU); int8 (onnx, openvino)"
+        default="fp32", description="fp32; bf16 (torch on CPUs with bf16, openvino); fp16 (torch on GPU); int8 (onnx, openvino)"
     )
-    query_prompt: str = Field("query: ", description="prefix of every query, as the model was trained")
-    passage_prompt: str = Field("passage: ", description="prefix of every skill passage, as the model was trained")
-    max_seq_length: int | None = Field(None, ge=8, description="token limit; default: the model's own (512)")
-    query_cache_size: int = Field(1024, ge=0, description="LRU cache of query embeddings (0 disables it)")
+    query_prompt: str = Field(default="query: ", description="prefix of every query, as the model was trained")
+    passage_prompt: str = Field(default="passage: ", description="prefix of every skill passage, as the model was trained")
+    max_seq_length: int | None = Field(default=None, ge=8, description="token limit; default: the model's own (512)")
+    query_cache_size: int = Field(default=1024, ge=0, description="LRU cache of query embeddings (0 disables it)")
 
     # --- the store -------------------------------------------------------------------------------
-    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset: the embedded store")
-    qdrant_api_key: SecretStr | None = Field(None, description="Qdrant API key (read-only suffices for search)")
-    qdrant_path: Path | None = Field(None, description="embedded store folder; default: see default_qdrant_path()")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL; unset: the embedded store")
+    qdrant_api_key: SecretStr | None = Field(default=None, description="Qdrant API key (read-only suffices for search)")
+    qdrant_path: Path | None = Field(default=None, description="embedded store folder; default: see default_qdrant_path()")
     embedded_engine: Literal["edge", "local"] = Field(
-        "edge", description="embedded engine: edge (Qdrant's own engine, qdrant-edge) or local (qdrant-client local mode)"
+        default="edge", description="embedded engine: edge (Qdrant's own engine, qdrant-edge) or local (qdrant-client local mode)"
     )
-    qdrant_prefer_grpc: bool = Field(False, description="talk to the server over gRPC (port 6334)")
-    qdrant_timeout: float = Field(30.0, gt=0, description="seconds per server request")
+    qdrant_prefer_grpc: bool = Field(default=False, description="talk to the server over gRPC (port 6334)")
+    qdrant_timeout: float = Field(default=30.0, gt=0, description="seconds per server request")
     qdrant_retries: int = Field(
-        5, ge=1, le=100, description="attempts per server request on transport errors, timeouts, 429 and 5xx"
+        default=5, ge=1, le=100, description="attempts per server request on transport errors, timeouts, 429 and 5xx"
     )
     qdrant_retry_max_wait: float = Field(
-        10.0, gt=0, le=600, description="longest wait in seconds between two attempts (exponential from 0.2 s)"
+        default=10.0, gt=0, le=600, description="longest wait in seconds between two attempts (exponential from 0.2 s)"
     )
-    qdrant_verify_tls: bool = Field(True, description="verify the server's TLS certificate")
-    collection: str = Field("esco_skills", min_length=1, description="alias (or collection) that services search")
+    qdrant_verify_tls: bool = Field(default=True, description="verify the server's TLS certificate")
+    collection: str = Field(default="esco_skills", min_length=1, description="alias (or collection) that services search")
 
     # --- searching -------------------------------------------------------------------------------
     score_threshold: float | None = Field(
-        None, ge=-1.0, le=1.0, description="minimum cosine score; default: the collection's calibrated one, else none"
+        default=None, ge=-1.0, le=1.0, description="minimum cosine score; default: the collection's calibrated one, else none"
     )
-    limit: int = Field(10, ge=1, le=1000, description="hits per query")
-    exact: bool = Field(False, description="exact (brute-force) search instead of the HNSW index")
-    hnsw_ef: int | None = Field(None, ge=1, description="HNSW ef at search time; default: the store's")
+    limit: int = Field(default=10, ge=1, le=1000, description="hits per query")
+    exact: bool = Field(default=False, description="exact (brute-force) search instead of the HNSW index")
+    hnsw_ef: int | None = Field(default=None, ge=1, description="HNSW ef at search time; default: the store's")
 
     @field_validator("qdrant_url")
     @classmethod

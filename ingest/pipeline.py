@@ -35,7 +35,7 @@ from ingest.esco_csv import Release, SkillRecord, read_release
 from ingest.lock import IngestLock
 from ingest.settings import IngestSettings
 from search.encoders import Encoder, load_encoder
-from search.errors import SearchError, VerificationFailed
+from search.errors import SearchError, StoreLocked, VerificationFailed
 from search.schema import (
     KEYWORD_FIELDS,
     SCHEMA_VERSION,
@@ -262,12 +262,19 @@ def _run_locked(
             f"{alias!r} is a collection, not an alias, in {store.describe()}: this worker writes versioned "
             f"collections behind an alias. Rename that collection or set ESCO_COLLECTION to another alias"
         )
+    carried: dict[str, Any] = {}
     if served is not None:
         served_meta = store.get_metadata(served)
         if served_meta.get("vector_size") != enc.dimension:
             served_old: str | None = None  # another model: nothing to reuse
         else:
             served_old = served
+        if served_meta.get("model_key") == mkey and served_meta.get("score_threshold") is not None:
+            # A calibrated threshold belongs to the model: carry it over to the next release of the same one.
+            carried = {
+                "score_threshold": served_meta["score_threshold"],
+                "calibration": {**(served_meta.get("calibration") or {}), "carried_from": served},
+            }
     else:
         served_old = None
 
@@ -291,6 +298,7 @@ def _run_locked(
         "heartbeat": _now(),
         "heartbeat_ts": time.time(),
         "previous": served,
+        **carried,
     }
     if target is None:
         stamp = time.strftime("%Y%m%dt%H%M%S", time.gmtime())
@@ -470,7 +478,11 @@ def _prune(store: Store, alias: str, keep: int) -> list[str]:
     pruned = []
     for _, name in complete[keep:]:
         if name != served:
-            store.delete_collection(name)
+            try:
+                store.delete_collection(name)
+            except StoreLocked as exc:  # a service still reads it (edge store): the next ingest prunes it
+                logger.warning("kept %s for now: %s", name, exc)
+                continue
             pruned.append(name)
     return pruned
 

@@ -24,7 +24,6 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from tenacity import (
     RetryCallState,
-    before_sleep_log,
     retry,
     retry_if_exception,
     stop_after_attempt,
@@ -39,6 +38,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+DEFAULT_HNSW_EF = 256
 
 
 _TRANSPORT = (httpx.TransportError, ConnectionError, TimeoutError, OSError)
@@ -91,6 +91,17 @@ def _server_error(exc: UnexpectedResponse) -> str:
         text = exc.content.decode("utf-8", "replace") if exc.content else ""
     text = " ".join(text.split()) or exc.reason_phrase or ""
     return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def _describe(exc: BaseException | None) -> str:
+    """A fault in a few words, on one line."""
+    if isinstance(exc, UnexpectedResponse):
+        return f"{exc.status_code} {exc.reason_phrase}: {_server_error(exc)}"
+    if isinstance(exc, ResourceExhaustedResponse):
+        return f"429 rate limited: {exc.message}"
+    if isinstance(exc, ResponseHandlingException):
+        exc = exc.source
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _to_filter(flt: Filter | None) -> models.Filter | None:
@@ -197,6 +208,15 @@ class QdrantClientStore:
         asked = _retry_after(exc)
         return min(self._max_wait, max(base, asked)) if asked is not None else base
 
+    def _log_retry(self, state: RetryCallState, op: str) -> None:
+        """One warning line per retry: what failed, which attempt, how long until the next."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        logger.warning(self._clean(
+            f"{self._where}: {op} failed "
+            f"({_describe(exc)}), attempt {state.attempt_number} of {self._retries}; retrying in {wait:.2f} s"
+        ))
+
     def _clean(self, text: str) -> str:
         """One line, without any secret."""
         text = " ".join(str(text).split())
@@ -212,6 +232,7 @@ class QdrantClientStore:
         shows that an earlier attempt, whose answer was lost, was applied (then the call succeeds).
         """
         attempts = 0
+        op = getattr(fn, "__name__", "request")
 
         def attempt() -> T:
             nonlocal attempts
@@ -222,7 +243,7 @@ class QdrantClientStore:
                 if (attempts > 1 and done_on_retry is not None and exc.status_code is not None
                         and 400 <= exc.status_code < 500 and done_on_retry(exc)):
                     logger.info("%s: an earlier attempt of %s was applied before its answer was lost",
-                                self._where, getattr(fn, "__name__", "the request"))
+                                self._where, op)
                     return None  # type: ignore[return-value]
                 raise
 
@@ -230,10 +251,9 @@ class QdrantClientStore:
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(self._retries),
             wait=self._wait,
-            before_sleep=before_sleep_log(logger, logging.WARNING),
+            before_sleep=lambda state: self._log_retry(state, op),
             reraise=True,
         )(attempt)
-        op = getattr(fn, "__name__", "request")
         try:
             return wrapped()
         except SearchError:
@@ -250,8 +270,8 @@ class QdrantClientStore:
             if _is_transient(exc):
                 raise QdrantUnavailable(self._clean(
                     f"{self._where} answered {code} {exc.reason_phrase} to {op} after {attempts} attempts: "
-                    f"{_server_error(exc)}. Check the server's health and logs; run the same command again "
-                    f"to resume"
+                    f"{_server_error(exc)}; check the server's health and logs, then try again (an interrupted "
+                    f"ingest resumes)"
                 )) from exc
             raise SearchError(self._clean(
                 f"{self._where} rejected {op} ({code} {exc.reason_phrase}, not retried): {_server_error(exc)}"
@@ -259,7 +279,7 @@ class QdrantClientStore:
         except ResourceExhaustedResponse as exc:
             raise QdrantUnavailable(self._clean(
                 f"{self._where} answered 429 (rate limited: {exc.message}) to {op} after {attempts} attempts; "
-                f"lower the load or raise the server's limits, then run the same command again"
+                f"lower the load or raise the server's limits, then try again (an interrupted ingest resumes)"
             )) from exc
         except Exception as exc:
             if _is_transient(exc):
@@ -267,8 +287,8 @@ class QdrantClientStore:
                 kind = "timed out" if isinstance(cause, (httpx.TimeoutException, TimeoutError)) else "cannot be reached"
                 raise QdrantUnavailable(self._clean(
                     f"{self._where} {kind} ({op}) after {attempts} attempts ({type(cause).__name__}: {cause}); "
-                    f"check ESCO_QDRANT_URL and that the server runs (ESCO_QDRANT_TIMEOUT sets the seconds "
-                    f"per request)"
+                    f"check ESCO_QDRANT_URL and that the server runs, then try again (an interrupted ingest "
+                    f"resumes; ESCO_QDRANT_TIMEOUT sets the seconds per request)"
                 )) from exc
             if isinstance(exc, ResponseHandlingException):
                 raise SearchError(self._clean(
@@ -320,7 +340,12 @@ class QdrantClientStore:
             vectors_config=models.VectorParams(
                 size=params.vector_size, distance=models.Distance.COSINE, on_disk=params.on_disk_vectors or None
             ),
-            hnsw_config=models.HnswConfigDiff(m=params.hnsw_m, ef_construct=params.hnsw_ef_construct),
+            # Below the full-scan threshold (in KB of vectors) a search scores every candidate exactly:
+            # the same rule as the edge store, so small and very selective filtered searches stay exact.
+            hnsw_config=models.HnswConfigDiff(
+                m=params.hnsw_m, ef_construct=params.hnsw_ef_construct,
+                full_scan_threshold=max(1, params.indexing_threshold * params.vector_size * 4 // 1024),
+            ),
             # Qdrant counts the indexing threshold in KB of vectors, our setting in points.
             optimizers_config=models.OptimizersConfigDiff(
                 indexing_threshold=max(1, params.indexing_threshold * params.vector_size * 4 // 1024)
@@ -455,9 +480,16 @@ class QdrantClientStore:
         with_vectors: bool = False,
     ) -> list[list[ScoredPoint]]:
         qfilter = _to_filter(filter)
-        # Local mode always searches exactly and warns about search params: send none there.
-        params = (models.SearchParams(exact=exact, hnsw_ef=hnsw_ef)
-                  if (exact or hnsw_ef) and self.kind == "server" else None)
+        # Local mode always searches exactly and warns about search params: send none there. On a server,
+        # HNSW searches use ef >= 256 and ACORN for filtered searches, which kept recall@10 >= 0.99 on
+        # real ESCO vectors with filters (docs/edge-store.md); the edge store uses the same defaults.
+        params = None
+        if self.kind == "server":
+            params = models.SearchParams(
+                exact=exact,
+                hnsw_ef=hnsw_ef or max(DEFAULT_HNSW_EF, limit),
+                acorn=models.AcornSearchParams(enable=True, max_selectivity=0.9) if filter else None,
+            )
         if group_by:
             out: list[list[ScoredPoint]] = []
             for v in vectors:

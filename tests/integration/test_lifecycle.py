@@ -316,3 +316,22 @@ def test_store_locked_error_is_clear_for_a_second_local_process(tmp_path):
     finally:
         a.close()
     assert StoreLocked.__mro__[1] is SearchError
+
+
+def test_calibrated_threshold_carries_over_to_the_next_release_of_the_same_model(tmp_path, encoder):
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, "edge", model=encoder.model_name)
+    run(settings, [MINI_V12], ["en"], encoder=encoder, progress=False, limit=3)
+    store = open_store(settings)
+    store.update_metadata(settings.collection, {"score_threshold": 0.42, "calibration": {"f1": 0.7}})
+    store.close()
+    second = run(settings, [MINI_V12], ["en"], encoder=encoder, progress=False, limit=3, esco_version="v1.2.10")
+    store = open_store(settings)
+    try:
+        meta = store.get_metadata(settings.collection)
+        assert store.resolve_alias(settings.collection) == second.collection
+        assert meta["score_threshold"] == 0.42
+        assert meta["calibration"]["carried_from"] == second.previous_collection
+    finally:
+        store.close()

@@ -1,0 +1,137 @@
+"""`esco-search eval` end to end: the mini release ingested with a real small model into an embedded store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import run
+from search.cli import main as search_main
+from search.evaluation import METRIC_ORDER, LabelIndex, LabelledSetError, build_labelled_set
+from search.evaluation_cli import main
+from search.service import SkillSearch
+from search.settings import SearchSettings
+from search.store import open_store
+from tests.conftest import make_settings
+from tests.helpers import MINI_V11, fixtures
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory, minilm_path: str, encoder):
+    """The mini release (en + de, 40 points) in an edge store, ingested once for this module."""
+    settings = make_settings(tmp_path_factory.mktemp("eval"), "edge", model=minilm_path)
+    run(settings, [MINI_V11], ["en", "de"], encoder=encoder, progress=False)
+    return settings
+
+
+@pytest.fixture
+def store_env(ingested, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """ESCO_* pointing the CLI at the ingested store."""
+    settings = ingested
+    monkeypatch.chdir(tmp_path)  # no stray .env; relative report folders land here
+    for key, value in {
+        "ESCO_QDRANT_PATH": str(settings.qdrant_path), "ESCO_EMBEDDED_ENGINE": "edge",
+        "ESCO_MODEL": settings.model, "ESCO_COLLECTION": settings.collection, "ESCO_DEVICE": "cpu",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return settings
+
+
+def test_build_set_then_eval_then_store_threshold(store_env, tmp_path: Path, capsys) -> None:
+    labelled = tmp_path / "alt.jsonl"
+    assert main(["--build-set", str(labelled), "--n", "500", "--seed", "3", "--language", "en"]) == 0
+    assert "queries to" in capsys.readouterr().out
+    lines = [json.loads(x) for x in labelled.read_text(encoding="utf-8").splitlines()]
+    fx = fixtures()
+    assert 15 <= len(lines) <= 20  # every skill with a usable alternative label (n is capped)
+    for obj in lines:
+        (uri,) = obj["relevant"]
+        assert uri in fx.SKILL.values()
+        assert obj["query"].casefold() != obj["preferred_label"].casefold()
+
+    report_dir = tmp_path / "report"
+    rc = main([str(labelled), "--json", "--report-dir", str(report_dir), "--store-threshold", "best-f1"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["metrics"]) == METRIC_ORDER  # accuracy@1 ... map@100, no cosine_ prefix
+    assert set(out["exact"]) == set(METRIC_ORDER)
+    # the embedded store searches exactly here: the index equals brute force over its own vectors
+    assert all(v == pytest.approx(1.0) for v in out["ratio"].values()), out["ratio"]
+    assert out["overlap_at_10"] == pytest.approx(1.0)
+    assert out["metrics"]["accuracy@10"] > 0.5
+    assert out["n_queries"] == len(lines)
+    assert out["languages"] == ["en", "de"]
+    assert out["model_card"]["accuracy@1"] == 0.8582
+    for name in ("metrics.json", "calibration.csv", "queries.csv", "score_distributions.png", "threshold_curves.png"):
+        assert (report_dir / name).stat().st_size > 0, name
+    assert (report_dir / "score_distributions.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((report_dir / "metrics.json").read_text())["metrics"] == out["metrics"]
+
+    best = out["calibration"]["best_f1"]["threshold"]
+    assert out["stored_threshold"]["score_threshold"] == best
+    with SkillSearch(SearchSettings(_env_file=None)) as s:  # type: ignore[call-arg]
+        assert s.default_threshold == pytest.approx(best)
+        cal = s.info()["calibration"]
+        assert cal["set"] == "alt.jsonl" and cal["queries"] == len(lines) and "date" in cal
+
+    # a given number, through the `esco-search eval` entry point, with a filter and the readable table
+    assert search_main(["eval", str(labelled), "--no-exact", "--no-report", "--language", "en",
+                        "--store-threshold", "0.42"]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy@1" in text and "model card" in text and "0.8582" in text
+    assert "stored       score_threshold 0.420" in text
+    with SkillSearch(SearchSettings(_env_file=None)) as s:  # type: ignore[call-arg]
+        assert s.default_threshold == pytest.approx(0.42)
+
+
+def test_csv_labels_and_errors(store_env, tmp_path: Path, capsys) -> None:
+    csv_path = tmp_path / "set.csv"
+    csv_path.write_text(
+        "query,relevant\n"
+        "I can bake rolls and loaves,bake bread\n"
+        "fixing a flat tyre on a bike,Repair Bicycles|operate forklift\n"
+        "Buchhaltung machen,Rechnungswesen\n"  # a German preferred label
+        "something,no such skill\n",
+        encoding="utf-8",
+    )
+    rc = main([str(csv_path), "--json", "--no-report", "--skill-type", "skill/competence"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_queries"] == 3
+    ls = out["labelled_set"]
+    assert ls["unresolved"] == 1 and ls["dropped_queries"] == 1
+    assert ls["unresolved_examples"] == [{"line": 5, "label": "no such skill"}]
+    assert out["filters"] == {"skill_type": ["skill/competence"]}
+    assert all(v == pytest.approx(1.0) for v in out["ratio"].values() if v is not None)
+
+    # errors: one line, exit code 2, naming the file and line
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "x", "relevant": ["http://data.europa.eu/esco/skill/x"]}\n{oops\n', encoding="utf-8")
+    assert search_main(["eval", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"esco-search: error: {bad}, line 2: invalid JSON (Expecting property name enclosed in double " \
+        "quotes, column 2)\n"  # one line, before any model is loaded
+    assert search_main(["eval", str(tmp_path / "missing.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert search_main(["eval", str(csv_path), "--store-threshold", "high"]) == 2
+    assert "--store-threshold takes best-f1" in capsys.readouterr().err
+    assert search_main(["eval"]) == 2
+    assert "give a labelled set" in capsys.readouterr().err
+
+
+def test_library_api_on_the_same_store(store_env) -> None:
+    store = open_store(store_env)
+    try:
+        idx = LabelIndex.from_store(store, store_env.collection)
+        built = build_labelled_set(store, store_env.collection, n=5, seed=1, language="de", index=idx)
+        again = build_labelled_set(store, store_env.collection, n=5, seed=1, language="de")
+        with pytest.raises(LabelledSetError, match="language 'fr' is not in collection"):
+            build_labelled_set(store, store_env.collection, language="fr", index=idx)
+    finally:
+        store.close()
+    assert len(built) == 5 and built.info["language"] == "de"
+    assert built.name == "esco-alt-labels-de-n5-seed1"
+    # deterministic for a seed
+    assert [(q.query, q.relevant) for q in again.queries] == [(q.query, q.relevant) for q in built.queries]

@@ -141,3 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("esco-ingest: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permission denied, ...: nothing served changed; rerun resumes
+        print(f"esco-ingest: error: {exc.strerror or exc} ({exc.filename or type(exc).__name__}); the alias "
+              f"still serves the previous collection; fix the cause and run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_USER_ERROR

@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _table(hits: list) -> str:
     if not hits:
-        return "no skill above the threshold"
+        return "no skill matches (score threshold and filters)"
     width = shutil.get_terminal_size((110, 20)).columns
     lines = [f"{'score':>6}  {'type':<16} {'lang':<4} skill"]
     for h in hits:

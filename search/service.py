@@ -26,7 +26,9 @@ MAX_LIMIT = 1000
 # Queries longer than this many characters are cut before tokenizing: the model reads 512 tokens at most,
 # and no tokenizer pass over a megabyte of text is needed to learn that.
 MAX_QUERY_CHARS = 20_000
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+# Control and invisible characters, and lone surrogates (from a bad decode upstream), which the tokenizer
+# cannot take: each becomes a space.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ud800-\udfff]")
 _URI = re.compile(r"^https?://\S+$")
 
 
@@ -96,7 +98,7 @@ def clean_query(text: object, max_chars: int = MAX_QUERY_CHARS) -> str:
         logger.warning("query of %d characters cut to %d before encoding (the model reads at most 512 tokens)",
                        len(text), max_chars)
         text = text[:max_chars]
-    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", text))
+    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", text))[:max_chars]  # NFC can lengthen a text
     text = " ".join(text.split())
     if not text:
         raise InvalidQuery("the query is empty or blank: give a text to search for, e.g. 'repair bicycles'")
@@ -106,11 +108,16 @@ def clean_query(text: object, max_chars: int = MAX_QUERY_CHARS) -> str:
 def _values(field: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
-    vals = (value,) if isinstance(value, str) else tuple(value)
+    if isinstance(value, str):
+        vals: tuple[object, ...] = (value,)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        vals = tuple(value)
+    else:
+        raise InvalidFilter(field, value, hint="give a string or a list of strings")
     for v in vals:
         if not isinstance(v, str) or not v.strip():
             raise InvalidFilter(field, v, hint="filter values are non-empty strings")
-    return tuple(v.strip() for v in vals)
+    return tuple(str(v).strip() for v in vals)
 
 
 def _check_choice(field: str, vals: tuple[str, ...], valid: Sequence[str]) -> None:

@@ -410,6 +410,12 @@ class _Table:
         data = entry.read_bytes()
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
+        head = data[:200]
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) > 8 and head.count(b"\x00") * 3 > len(head)):
+            raise EscoFormatError(
+                "looks like UTF-16 (NUL bytes between the characters); ESCO CSV files are UTF-8: "
+                "download the file again or re-save it as UTF-8", file=self.file, line=1,
+            )
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:

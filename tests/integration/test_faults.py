@@ -295,7 +295,14 @@ def _utf16(tmp: Path):
     root = _copy(MINI_V12, tmp)
     p = root / "skills_en.csv"
     p.write_bytes(p.read_text(encoding="utf-8").encode("utf-16"))  # with its byte-order mark
-    return [root], {"file": p, "line": 1, "contains": ["UTF-8"]}
+    return [root], {"file": p, "line": 1, "contains": ["UTF-16", "UTF-8"]}
+
+
+def _utf16_without_bom(tmp: Path):
+    root = _copy(MINI_V12, tmp)
+    p = root / "skills_en.csv"
+    p.write_bytes(p.read_text(encoding="utf-8").encode("utf-16-le"))
+    return [root], {"file": p, "line": 1, "contains": ["UTF-16", "UTF-8"]}
 
 
 def _truncated_csv(tmp: Path):
@@ -343,6 +350,7 @@ BAD_RELEASES = {
     "not-a-zip": _not_a_zip,
     "cp1252-encoded-file": _cp1252,
     "utf16-file-with-bom": _utf16,
+    "utf16-file-without-bom": _utf16_without_bom,
     "truncated-csv": _truncated_csv,
     "language-not-in-release": _other_language,
     "release-of-another-language": _language_absent,

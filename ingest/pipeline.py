@@ -293,6 +293,7 @@ def _run_locked(
         "points_expected": len(points),
         "status": STATUS_BUILDING,
         "created_at": _now(),
+        "created_ts": time.time(),
         "owner_host": socket.gethostname(),
         "owner_pid": os.getpid(),
         "heartbeat": _now(),
@@ -414,7 +415,8 @@ def _run_locked(
     t = time.perf_counter()
     store.optimize(target)
     _verify(store, target, points)
-    store.update_metadata(target, {"status": STATUS_COMPLETE, "completed_at": _now(), "points": len(points)})
+    store.update_metadata(target, {"status": STATUS_COMPLETE, "completed_at": _now(), "completed_ts": time.time(),
+                                   "points": len(points)})
     store.switch_alias(alias, target)
     summary.pruned = _prune(store, alias, settings.keep_collections)
     t_finish = time.perf_counter() - t
@@ -473,7 +475,7 @@ def _prune(store: Store, alias: str, keep: int) -> list[str]:
         if name.startswith(f"{alias}__"):
             meta = store.get_metadata(name)
             if meta.get("status") == STATUS_COMPLETE:
-                complete.append((meta.get("completed_at", ""), name))
+                complete.append((float(meta.get("completed_ts", 0.0)), name))
     complete.sort(reverse=True)
     pruned = []
     for _, name in complete[keep:]:
@@ -507,8 +509,10 @@ def list_collections(store: Store, alias: str | None = None) -> list[dict[str, A
             "points": store.count(name),
             "created_at": meta.get("created_at"),
             "completed_at": meta.get("completed_at"),
+            "created_ts": float(meta.get("created_ts", 0.0)),
+            "completed_ts": float(meta.get("completed_ts", 0.0)),
         })
-    rows.sort(key=lambda r: r.get("created_at") or "", reverse=True)
+    rows.sort(key=lambda r: r["created_ts"], reverse=True)
     return rows
 
 
@@ -518,10 +522,10 @@ def rollback(store: Store, alias: str, to: str | None = None) -> tuple[str | Non
     if to is None:
         candidates = [r for r in list_collections(store, alias)
                       if r["status"] == STATUS_COMPLETE and r["collection"] != current]
-        candidates.sort(key=lambda r: r.get("completed_at") or "", reverse=True)
+        candidates.sort(key=lambda r: r["completed_ts"], reverse=True)
         if current:
-            cur_done = store.get_metadata(current).get("completed_at") or ""
-            older = [r for r in candidates if (r.get("completed_at") or "") < cur_done]
+            cur_done = float(store.get_metadata(current).get("completed_ts", 0.0))
+            older = [r for r in candidates if r["completed_ts"] < cur_done]
             candidates = older or candidates
         if not candidates:
             raise SearchError(f"no earlier complete collection of alias {alias!r} to roll back to "

@@ -103,6 +103,25 @@ def make_settings(tmp_path: Path, kind: str = "edge", model: str = "", **kw):
     return IngestSettings(_env_file=None, **base)  # type: ignore[call-arg]
 
 
+STORE_KINDS = ["edge", "local", pytest.param("server", marks=pytest.mark.qdrant_server)]
+
+
+def settings_for(request: pytest.FixtureRequest, tmp_path: Path, kind: str, model: str, **kw):
+    """Settings for one store kind; ``server`` uses the session's Qdrant server (skipped without Docker)
+    and a collection name of its own, so suites never meet on a shared server."""
+    if kind != "server":
+        return make_settings(tmp_path, kind, model=model, **kw)
+    import uuid
+
+    url = request.getfixturevalue("qdrant_server_url")
+    from ingest.settings import IngestSettings
+
+    base = dict(qdrant_url=url, collection=f"esco_{uuid.uuid4().hex[:10]}", lock_dir=tmp_path / "locks",
+                model=model, batch_size=8)
+    base.update(kw)
+    return IngestSettings(_env_file=None, **base)  # type: ignore[call-arg]
+
+
 @pytest.fixture
 def settings_factory(tmp_path: Path, minilm_path: str):
     def factory(kind: str = "edge", **kw):

@@ -8,15 +8,14 @@ import pytest
 from ingest.pipeline import run
 from search.schema import KEYWORD_FIELDS, Field, point_id
 from search.store import open_store
+from tests.conftest import STORE_KINDS, settings_for
 from tests.helpers import MINI_V11, MINI_V12, all_points, fixtures
 
 
-@pytest.fixture(scope="module", params=["edge", "local"])
+@pytest.fixture(scope="module", params=STORE_KINDS)
 def ingested(request, tmp_path_factory, encoder):
     """The mini release (en + de) ingested once per embedded engine for the whole module."""
-    from tests.conftest import make_settings
-
-    settings = make_settings(tmp_path_factory.mktemp(request.param), request.param, model=encoder.model_name)
+    settings = settings_for(request, tmp_path_factory.mktemp(request.param), request.param, encoder.model_name)
     summary = run(settings, [MINI_V11], ["en", "de"], encoder=encoder, progress=False)
     store = open_store(settings)
     yield settings, summary, store

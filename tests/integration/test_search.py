@@ -22,6 +22,7 @@ from search import (
 from search.schema import Field
 from search.service import build_filter
 from search.store import open_store
+from tests.conftest import STORE_KINDS, settings_for
 from tests.helpers import MINI_V11, all_points, brute_force, fixtures
 
 QUERIES = [
@@ -33,11 +34,9 @@ QUERIES = [
 ]
 
 
-@pytest.fixture(scope="module", params=["edge", "local"])
+@pytest.fixture(scope="module", params=STORE_KINDS)
 def searcher(request, tmp_path_factory, encoder):
-    from tests.conftest import make_settings
-
-    settings = make_settings(tmp_path_factory.mktemp(request.param), request.param, model=encoder.model_name)
+    settings = settings_for(request, tmp_path_factory.mktemp(request.param), request.param, encoder.model_name)
     run(settings, [MINI_V11], ["en", "de"], encoder=encoder, progress=False)
     s = SkillSearch(settings, encoder=encoder)
     yield s

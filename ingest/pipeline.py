@@ -231,7 +231,9 @@ def run(
     store = store or open_store(settings)
     try:
         with IngestLock(settings.lock_folder, settings.collection):
-            return _run_locked(settings, release, store, encoder, progress, after_batch, t_read)
+            summary = _run_locked(settings, release, store, encoder, progress, after_batch, t_read)
+        summary.seconds["total"] = round(time.perf_counter() - t0, 3)
+        return summary
     finally:
         if own_store:
             store.close()
@@ -428,7 +430,7 @@ def _run_locked(
         "load_model": round(t_load, 3),
         "tokenize": round(t_tok, 3),
         "encode": round(t_encode, 3),
-        "write": round(t_write, 3),
+        "write": round(t_write, 3),  # upsert time; overlapped with encoding, so not all of it is wall time
         "reuse": round(t_reuse, 3),
         "verify_switch": round(t_finish, 3),
     }

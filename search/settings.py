@@ -45,8 +45,10 @@ class SearchSettings(BaseSettings):
     model_revision: str | None = Field(default=None, description="hub revision (branch, tag or commit) of the model")
     device: str | None = Field(default=None, description="torch device (cpu, cuda, cuda:1, mps); default: cuda when present")
     backend: Literal["torch", "onnx", "openvino"] = Field(default="torch", description="inference backend")
-    precision: Literal["fp32", "bf16", "fp16", "int8"] = Field(
-        default="fp32", description="fp32; bf16 (torch on CPUs with bf16, openvino); fp16 (torch on GPU); int8 (onnx, openvino)"
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        default="auto",
+        description="auto: fp16 on GPU, bf16 on CPUs with native bf16, else fp32 (torch); int8 for onnx/openvino. "
+        "Or fp32, bf16, fp16 (GPU), int8 (onnx, openvino)",
     )
     query_prompt: str = Field(default="query: ", description="prefix of every query, as the model was trained")
     passage_prompt: str = Field(default="passage: ", description="prefix of every skill passage, as the model was trained")

@@ -50,10 +50,11 @@ def minilm_path() -> str:
 
 @pytest.fixture(scope="session")
 def encoder(minilm_path: str):
-    """One real small model for the whole session (all-MiniLM-L6-v2, 384-d), with E5 prompts."""
+    """One real small model for the whole session (all-MiniLM-L6-v2, 384-d), with E5 prompts, in fp32 (the
+    reference precision; ``auto`` is tested in tests/unit/test_precision.py and by the e5 suite)."""
     from search.encoders import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(minilm_path, device="cpu", cache_size=0)
+    return SentenceTransformerEncoder(minilm_path, device="cpu", precision="fp32", cache_size=0)
 
 
 def build_e5_small() -> Path | None:

@@ -1,0 +1,89 @@
+"""A full ingest of a real release into a temporary embedded store: read / encode / write seconds, peak memory.
+
+Runs the worker's own pipeline (:func:`ingest.pipeline.run`) on the real ESCO release (default v1.1.1,
+English) and reports the split the pipeline measures itself (``summary.seconds``: read, load_model,
+tokenize, encode, write, verify_switch; encoding overlaps the writes, so the parts add up to more than the
+wall time), texts/s of the encoding, and the process's peak resident memory (``ru_maxrss``).
+
+Run: ``python -m benchmarks.bench_ingest [--model e5-small] [--backend openvino --precision int8]
+[--batch-size 16] [--limit N]``. The full release is 13,896 English skills: with the torch fp32 e5-small
+on 2 shared cores that takes most of an hour; ``--limit`` ingests the first N skills only (said in the
+results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import DEFAULT_RELEASE, resolve_model, table, write_result
+
+NAME = "bench_ingest"
+
+
+def peak_rss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="e5-small", help="e5-small, xlmr-random or a path/hub id")
+    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--engine", default="edge", choices=["edge", "local"])
+    ap.add_argument("--limit", type=int, default=None, help="only the first N skills (default: all)")
+    ap.add_argument("--release", default=str(DEFAULT_RELEASE))
+    ap.add_argument("--language", default="en")
+    ap.add_argument("--out", default=NAME)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("transformers", "sentence_transformers", "optimum", "nncf"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    from ingest.pipeline import run
+    from ingest.settings import IngestSettings
+
+    model = resolve_model(args.model)
+    folder = Path(tempfile.mkdtemp(prefix="esco-bench-ingest-"))
+    rss_before = peak_rss_mb()
+    try:
+        settings = IngestSettings(
+            _env_file=None, qdrant_path=folder / "store", embedded_engine=args.engine, collection="esco_skills",
+            lock_dir=folder / "locks", model=model, backend=args.backend, precision=args.precision,
+            batch_size=args.batch_size,
+        )  # type: ignore[call-arg]
+        t = time.perf_counter()
+        summary = run(settings, [args.release], [args.language], limit=args.limit, progress=False)
+        wall = time.perf_counter() - t
+        store_mb = sum(f.stat().st_size for f in (folder / "store").rglob("*") if f.is_file()) / 2**20
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    secs = summary.seconds
+    row = {
+        "model": args.model, "backend": args.backend, "precision": args.precision, "batch": args.batch_size,
+        "skills": summary.encoded + summary.reused, "limit": args.limit, "wall_s": round(wall, 1),
+        **{f"{k}_s": v for k, v in secs.items()},
+        "encode_texts_per_s": summary.encoded / secs["encode"] if secs.get("encode") else None,
+        "truncated_passages": summary.truncated_passages,
+        "peak_rss_mb": round(peak_rss_mb(), 1), "rss_before_mb": round(rss_before, 1),
+        "store_mb": round(store_mb, 1), "load_average": os.getloadavg(),
+    }
+    cols = ["model", "backend", "precision", "batch", "skills", "wall_s", "read_s", "load_model_s", "tokenize_s",
+            "encode_s", "write_s", "verify_switch_s", "encode_texts_per_s", "peak_rss_mb"]
+    print(table([row], cols))
+    path = write_result(args.out, {"args": vars(args), "rows": [row], "summary": summary.to_dict()})
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

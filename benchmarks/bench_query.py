@@ -1,0 +1,206 @@
+"""Query latency: end to end (encode + search, through ``SkillSearch``) and the search alone, p50/p95.
+
+Stores: the embedded store (``--engine edge``, the default, or ``local``) in a temporary folder, holding
+
+* ``14k``: the real release's skills (v1.1.1 English, 13,896 points with their real payloads), and
+* ``400k``: 400,000 points whose payloads are the real ones repeated under new ids (a store of ~29 languages),
+
+with random unit vectors of the encoder's dimension (the search cost does not depend on what the vectors
+mean; ``--encode-passages`` encodes the real passages instead for the 14k store, slow on a small CPU).
+Queries: ESCO alternative labels and course/job-ad sentences, one at a time and in batches of 32
+(``search_batch``), with the encoder's query LRU cache off (every query encoded) and warm (every query
+seen before). Default encoder: the XLM-R base shape with random weights (768-d, the real model's compute).
+
+Run: ``python -m benchmarks.bench_query [--sizes 14k,400k] [--model xlmr-random]
+[--encoders torch:fp32,openvino:int8]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import DEFAULT_RELEASE, esco_records, percentile, resolve_model, table, write_result
+
+NAME = "bench_query"
+SENTENCES = [
+    "Students learn to design relational databases and to query them with SQL.",
+    "We are hiring a forklift driver with experience in warehouse logistics.",
+    "Nach Abschluss des Moduls können die Studierenden Projekte planen und Teams führen.",
+    "Care for elderly people in residential homes, assisting with daily activities.",
+    "Develop web applications in JavaScript and deploy them to the cloud.",
+    "Les apprenants savent communiquer avec les clients et traiter les réclamations.",
+    "Apply first aid and basic life support in emergencies.",
+    "Understand the basics of financial accounting and prepare balance sheets.",
+]
+
+
+def parse_size(s: str) -> int:
+    s = s.strip().lower()
+    return int(float(s[:-1]) * 1000) if s.endswith("k") else int(s)
+
+
+def queries_from(records: Sequence[Any], n: int, seed: int) -> list[str]:
+    alts = [a for r in records for a in r.alt_labels[:1]]
+    rng = random.Random(seed)
+    out = rng.sample(alts, min(n - len(SENTENCES), len(alts))) + SENTENCES
+    rng.shuffle(out)
+    return list(dict.fromkeys(out))
+
+
+def build_store(settings: Any, enc: Any, records: Sequence[Any], size: int, encode_passages: bool,
+                seed: int) -> tuple[Any, float]:
+    """Create the collection behind ``settings.collection``; returns (store, seconds to write it)."""
+    from ingest.pipeline import payload_of
+    from search.schema import KEYWORD_FIELDS, passage_text
+    from search.store import CollectionParams, StoredPoint, open_store
+
+    store = open_store(settings)
+    name = f"{settings.collection}__bench__{size}"
+    meta = {**enc.describe(), "languages": ["en"], "esco_version": "v1.1.1", "status": "complete"}
+    t = time.perf_counter()
+    store.create_collection(name, CollectionParams(vector_size=enc.dimension), meta, KEYWORD_FIELDS)
+    rng = np.random.default_rng(seed)
+    texts = [passage_text(r.preferred_label, r.description) for r in records]
+    chunk = 2000
+    for start in range(0, size, chunk):
+        idx = range(start, min(size, start + chunk))
+        if encode_passages and size <= len(records):
+            vecs = enc.encode_passages([texts[i] for i in idx], batch_size=16)
+        else:
+            vecs = rng.standard_normal((len(idx), enc.dimension)).astype(np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        points = []
+        for j, i in enumerate(idx):
+            rec = records[i % len(records)]
+            payload = payload_of(rec, "v1.1.1", texts[i % len(records)], "bench")
+            pid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{rec.concept_uri}#{i // len(records)}"))
+            points.append(StoredPoint(pid, payload, vecs[j].tolist()))
+        store.upsert(name, points)
+    store.optimize(name)
+    store.switch_alias(settings.collection, name)
+    return store, time.perf_counter() - t
+
+
+def timed(fn: Callable[[], Any], reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def stats(label: str, ms: list[float], per: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"case": label, "calls": len(ms), "queries_per_call": per, "p50_ms": percentile(ms, 50),
+            "p95_ms": percentile(ms, 95), "per_query_p50_ms": percentile(ms, 50) / per, **extra}
+
+
+def bench_size(size: int, args: argparse.Namespace, records: Sequence[Any], queries: list[str]) -> list[dict]:
+    from search.encoders import SentenceTransformerEncoder
+    from search.service import SkillSearch
+    from search.settings import SearchSettings
+
+    model = resolve_model(args.model)
+    specs = [tuple(e.split(":")) for e in args.encoders.split(",") if e]
+    folder = Path(tempfile.mkdtemp(prefix="esco-bench-query-"))
+    try:
+        settings = SearchSettings(_env_file=None, qdrant_path=folder / "store", embedded_engine=args.engine,
+                                  collection="esco_skills", model=model, query_cache_size=0)  # type: ignore[call-arg]
+        encoders = {spec: SentenceTransformerEncoder(model, device="cpu", backend=spec[0], precision=spec[1],
+                                                     cache_size=0) for spec in specs}
+        first = encoders[specs[0]]
+        store, write_s = build_store(settings, first, records, size, args.encode_passages, args.seed)
+        print(f"  {size} points written and indexed in {write_s:.1f} s", flush=True)
+        rows: list[dict[str, Any]] = []
+        common = {"points": size, "dim": first.dimension, "engine": args.engine, "write_s": round(write_s, 1)}
+        qs = queries[: args.queries]
+        vecs = first.encode_queries(qs)
+        batches = [qs[i : i + 32] for i in range(0, len(qs) - 31, 32)] or [qs]
+        vbatches = [vecs[i : i + 32] for i in range(0, len(qs) - 31, 32)] or [vecs]
+
+        # the search alone (the encoder does not matter)
+        store.search(settings.collection, [vecs[0].tolist()], limit=10)
+        it = iter(range(10**9))
+        ms = timed(lambda: store.search(settings.collection, [vecs[next(it) % len(vecs)].tolist()], limit=10),
+                   len(qs))
+        rows.append(stats("search only, single", ms, encoder="", **common))
+        it = iter(range(10**9))
+        ms = timed(lambda: store.search(settings.collection, [v.tolist() for v in vbatches[next(it) % len(vbatches)]],
+                                        limit=10), max(len(vbatches), 5))
+        rows.append(stats("search only, batch of 32", ms, per=32, encoder="", **common))
+
+        for spec, enc in encoders.items():
+            name = f"{args.model} {spec[0]}/{spec[1]}"
+            # end to end, through the service, with the encoder's query LRU cache off and warm
+            for cache in (0, 1024):
+                enc._cache.clear()
+                enc._cache_size = cache  # what ESCO_QUERY_CACHE_SIZE sets
+                svc = SkillSearch(settings, encoder=enc, store=store)
+                if cache:
+                    svc.search_batch(qs)  # warm: every query seen before
+                svc.search(qs[0])
+                label = "cache warm" if cache else "cache off"
+                it = iter(range(10**9))
+                ms = timed(lambda: svc.search(qs[next(it) % len(qs)], limit=10), len(qs))
+                rows.append(stats(f"end to end, single, {label}", ms, encoder=name, **common))
+                it = iter(range(10**9))
+                ms = timed(lambda: svc.search_batch(batches[next(it) % len(batches)], limit=10),
+                           max(len(batches), 5))
+                rows.append(stats(f"end to end, batch of 32, {label}", ms, per=32, encoder=name, **common))
+            enc._cache.clear()
+            enc._cache_size = 0
+            it = iter(range(10**9))
+            ms = timed(lambda: enc.encode_queries([qs[next(it) % len(qs)]]), len(qs))
+            rows.append(stats("encode only, single", ms, encoder=name, **common))
+        store.close()
+        for r in rows:
+            print(f"  {r['encoder']:32s} {r['case']:36s} p50 {r['p50_ms']:8.2f} ms  p95 {r['p95_ms']:8.2f} ms",
+                  flush=True)
+        return rows
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="14k,400k", help="comma list of store sizes (14k = the real release)")
+    ap.add_argument("--model", default="xlmr-random", help="xlmr-random (768-d), e5-small (384-d) or a path")
+    ap.add_argument("--encoders", default="torch:fp32,openvino:int8",
+                    help="comma list of backend:precision measured end to end (missing backends fail)")
+    ap.add_argument("--engine", default="edge", choices=["edge", "local"])
+    ap.add_argument("--queries", type=int, default=200, help="distinct queries (default 200)")
+    ap.add_argument("--encode-passages", action="store_true", help="encode the real passages (14k store only)")
+    ap.add_argument("--release", default=str(DEFAULT_RELEASE))
+    ap.add_argument("--out", default=NAME)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("transformers", "sentence_transformers", "optimum", "nncf"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    records = esco_records(args.release)
+    queries = queries_from(records, max(args.queries, 64), args.seed)
+    rows: list[dict[str, Any]] = []
+    for s in args.sizes.split(","):
+        size = len(records) if s.strip() == "14k" else parse_size(s)
+        print(f"\nstore of {size} points", flush=True)
+        rows += bench_size(size, args, records, queries)
+    cols = ["points", "encoder", "case", "p50_ms", "p95_ms", "per_query_p50_ms", "calls"]
+    print("\n" + table(rows, cols))
+    path = write_result(args.out, {"args": vars(args), "rows": rows})
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

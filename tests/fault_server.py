@@ -121,6 +121,7 @@ class FaultServer:
         self.read_only_key = read_only_key
         self.qdrant = QdrantClient(location=":memory:")
         self.log: list[Request] = []
+        self.created: dict[str, Any] = {}  # name -> the CreateCollection request as the server received it
         self.faults: list[Fault] = []
         self.unhandled: list[str] = []
         self._indexes: dict[str, dict[str, str]] = {}
@@ -411,6 +412,7 @@ class FaultServer:
         req = _parse(m.CreateCollection, body)
         if self.qdrant.collection_exists(name):
             raise _Conflict(f"Collection `{name}` already exists!")
+        self.created[name] = req
         return self.qdrant.create_collection(name, vectors_config=req.vectors, metadata=req.metadata)
 
     def _update(self, name: str, body: Any) -> Any:

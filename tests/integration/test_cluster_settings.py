@@ -1,0 +1,44 @@
+"""Collections for a cluster: the layout settings reach Qdrant's create-collection request as they should.
+
+The request is captured by the tests' fake Qdrant server (tests/fault_server.py), which parses it with
+qdrant-client's own models, as a server would receive it.
+"""
+
+from __future__ import annotations
+
+from ingest.pipeline import run
+from ingest.settings import IngestSettings
+from search.store import open_store
+from tests.fault_server import FaultServer
+from tests.helpers import MINI_V11
+
+
+def test_cluster_layout_reaches_the_server(tmp_path, encoder):
+    with FaultServer() as srv:
+        settings = IngestSettings(
+            _env_file=None, qdrant_url=srv.url, model=encoder.model_name, lock_dir=tmp_path / "locks",
+            shard_number=6, replication_factor=2, write_consistency_factor=1, on_disk_vectors=True,
+            quantization="int8", hnsw_m=32, hnsw_ef_construct=200,
+        )
+        summary = run(settings, [MINI_V11], ["en"], encoder=encoder, progress=False, limit=3)
+        req = srv.created[summary.collection]
+        assert (req.shard_number, req.replication_factor, req.write_consistency_factor) == (6, 2, 1)
+        assert req.vectors.size == 384 and req.vectors.distance.value == "Cosine" and req.vectors.on_disk is True
+        assert req.quantization_config.scalar.type.value == "int8"
+        assert req.quantization_config.scalar.always_ram is True  # quantized vectors in RAM, originals on disk
+        assert (req.hnsw_config.m, req.hnsw_config.ef_construct) == (32, 200)
+        # Qdrant counts these thresholds in KB of vectors: 20,000 points of 384 float32 = 30,000 KB
+        assert req.optimizers_config.indexing_threshold == 20_000 * 384 * 4 // 1024
+        assert req.hnsw_config.full_scan_threshold == 20_000 * 384 * 4 // 1024
+        assert req.metadata["model"] == encoder.model_name and req.metadata["status"] == "building"
+        store = open_store(settings)
+        try:
+            assert store.get_metadata(settings.collection)["status"] == "complete"
+        finally:
+            store.close()
+
+
+def test_embedded_defaults_need_no_cluster_settings(tmp_path):
+    s = IngestSettings(_env_file=None, qdrant_path=tmp_path)
+    assert (s.shard_number, s.replication_factor, s.write_consistency_factor) == (None, None, None)
+    assert s.quantization == "none" and s.on_disk_vectors is False

@@ -4,6 +4,8 @@ Stores: the embedded store (``--engine edge``, the default, or ``local``) in a t
 
 * ``14k``: the real release's skills (v1.1.1 English, 13,896 points with their real payloads), and
 * ``400k``: 400,000 points whose payloads are the real ones repeated under new ids (a store of ~29 languages),
+  with their list fields cut to 3 entries (``--payload light``; the full payloads took more than the 24 GiB
+  of the benchmark machine while the index was built),
 
 with random unit vectors of the encoder's dimension (the search cost does not depend on what the vectors
 mean; ``--encode-passages`` encodes the real passages instead for the 14k store, slow on a small CPU).
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.bench_ingest import peak_rss_mb
 from benchmarks.common import DEFAULT_RELEASE, esco_records, percentile, resolve_model, table, write_result
 
 NAME = "bench_query"
@@ -59,7 +62,7 @@ def queries_from(records: Sequence[Any], n: int, seed: int) -> list[str]:
 
 
 def build_store(settings: Any, enc: Any, records: Sequence[Any], size: int, encode_passages: bool,
-                seed: int) -> tuple[Any, float]:
+                seed: int, light: bool = False) -> tuple[Any, float]:
     """Create the collection behind ``settings.collection``; returns (store, seconds to write it)."""
     from ingest.pipeline import payload_of
     from search.schema import KEYWORD_FIELDS, passage_text
@@ -84,6 +87,8 @@ def build_store(settings: Any, enc: Any, records: Sequence[Any], size: int, enco
         for j, i in enumerate(idx):
             rec = records[i % len(records)]
             payload = payload_of(rec, "v1.1.1", texts[i % len(records)], "bench")
+            if light:  # every field, lists cut to 3 entries (the full payloads need ~9 GB at 400k)
+                payload = {k: v[:3] if isinstance(v, list) else v for k, v in payload.items()}
             pid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{rec.concept_uri}#{i // len(records)}"))
             points.append(StoredPoint(pid, payload, vecs[j].tolist()))
         store.upsert(name, points)
@@ -120,10 +125,12 @@ def bench_size(size: int, args: argparse.Namespace, records: Sequence[Any], quer
         encoders = {spec: SentenceTransformerEncoder(model, device="cpu", backend=spec[0], precision=spec[1],
                                                      cache_size=0) for spec in specs}
         first = encoders[specs[0]]
-        store, write_s = build_store(settings, first, records, size, args.encode_passages, args.seed)
+        light = args.payload == "light" or (args.payload == "auto" and size > len(records))
+        store, write_s = build_store(settings, first, records, size, args.encode_passages, args.seed, light)
         print(f"  {size} points written and indexed in {write_s:.1f} s", flush=True)
         rows: list[dict[str, Any]] = []
-        common = {"points": size, "dim": first.dimension, "engine": args.engine, "write_s": round(write_s, 1)}
+        common = {"points": size, "dim": first.dimension, "engine": args.engine, "write_s": round(write_s, 1),
+                  "payload": "light" if light else "full", "peak_rss_mb": round(peak_rss_mb(), 0)}
         qs = queries[: args.queries]
         vecs = first.encode_queries(qs)
         batches = [qs[i : i + 32] for i in range(0, len(qs) - 31, 32)] or [qs]
@@ -181,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine", default="edge", choices=["edge", "local"])
     ap.add_argument("--queries", type=int, default=200, help="distinct queries (default 200)")
     ap.add_argument("--encode-passages", action="store_true", help="encode the real passages (14k store only)")
+    ap.add_argument("--payload", default="auto", choices=["auto", "full", "light"],
+                    help="payloads: full (the real ones), light (lists cut to 3); auto: full up to the release's size")
     ap.add_argument("--release", default=str(DEFAULT_RELEASE))
     ap.add_argument("--out", default=NAME)
     ap.add_argument("--seed", type=int, default=0)

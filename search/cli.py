@@ -40,6 +40,18 @@ def quiet_model_loading() -> None:
         pass
 
 
+def add_filter_arguments(p: argparse.ArgumentParser) -> None:
+    """The filter options shared by ``esco-search`` and ``esco-search eval`` (--language is each one's own)."""
+    p.add_argument("--skill-type", action="append", help="skill/competence or knowledge (repeatable)")
+    p.add_argument("--reuse-level", action="append", help="transversal, cross-sector, sector-specific, "
+                   "occupation-specific (repeatable)")
+    p.add_argument("--occupation", action="append", help="occupation URI (repeatable)")
+    p.add_argument("--relation", default="any", help="essential, optional or any (with --occupation)")
+    p.add_argument("--skill-group", action="append", help="skill-group URI, any ancestor (repeatable)")
+    p.add_argument("--collection", action="append", dest="skill_collection",
+                   help="digital, green, transversal, language, research, digcomp (repeatable)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="esco-search",
@@ -51,14 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="hits to show (default: ESCO_LIMIT, 10)")
     p.add_argument("--threshold", type=float, help="lowest cosine score (default: ESCO_SCORE_THRESHOLD or the "
                    "collection's calibrated threshold)")
-    p.add_argument("--skill-type", action="append", help="skill/competence or knowledge (repeatable)")
-    p.add_argument("--reuse-level", action="append", help="transversal, cross-sector, sector-specific, "
-                   "occupation-specific (repeatable)")
-    p.add_argument("--occupation", action="append", help="occupation URI (repeatable)")
-    p.add_argument("--relation", default="any", help="essential, optional or any (with --occupation)")
-    p.add_argument("--skill-group", action="append", help="skill-group URI, any ancestor (repeatable)")
-    p.add_argument("--collection", action="append", dest="skill_collection",
-                   help="digital, green, transversal, language, research, digcomp (repeatable)")
+    add_filter_arguments(p)
     p.add_argument("--language", action="append", help="language of the passages (repeatable)")
     p.add_argument("--json", action="store_true", help="print the hits as JSON")
     return p

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from search.cli import add_filter_arguments
 from search.errors import InvalidQuery
 from search.evaluation import (
     MODEL_CARD,
@@ -60,14 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100, help="hits per query (default 100, covers map@100)")
     p.add_argument("--calibration-k", type=int, default=None,
                    help="hits per query the threshold calibration counts (default: ESCO_LIMIT, 10)")
-    p.add_argument("--skill-type", action="append", help="skill/competence or knowledge (repeatable)")
-    p.add_argument("--reuse-level", action="append", help="transversal, cross-sector, sector-specific, "
-                   "occupation-specific (repeatable)")
-    p.add_argument("--occupation", action="append", help="occupation URI (repeatable)")
-    p.add_argument("--relation", default="any", help="essential, optional or any (with --occupation)")
-    p.add_argument("--skill-group", action="append", help="skill-group URI, any ancestor (repeatable)")
-    p.add_argument("--collection", action="append", dest="skill_collection",
-                   help="digital, green, transversal, language, research, digcomp (repeatable)")
+    add_filter_arguments(p)
     p.add_argument("--language", action="append",
                    help="language of the passages (repeatable); with --build-set: the language of the queries")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,7 +116,7 @@ def _openvino_ceiling(reps: int) -> list[dict[str, Any]]:
 
 def bf16_supported() -> bool:
     try:
-        flags = open("/proc/cpuinfo").read()
+        flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
@@ -289,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             "share_of_fp32_ceiling", "load_s", "skipped"]
     print("\n" + table([{c: r.get(c) for c in cols} for r in rows], cols))
     path = write_result(args.out, {"n_passages": len(texts), "rounds": args.rounds,
-                                   "load_average_before_after": [load_before, os.getloadavg()], "release": args.release, "ceiling": ceiling,
+                                   "load_average_before_after": [load_before, os.getloadavg()],
+                                   "release": args.release, "ceiling": ceiling,
                                    "fp32_ceiling_gflops": fp32_ceiling, "rows": rows})
     print(f"\nwrote {path}")
     return 0

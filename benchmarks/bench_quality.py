@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {spec:16s} ndcg@10 {metrics['ndcg@10']:.4f} (drop {row['drop_ndcg@10']:+.4f})  "
               f"mrr@10 {metrics['mrr@10']:.4f}  cos mean {row['cos_mean']:.5f} min {row['cos_min']:.5f}",
               flush=True)
-    cols = ["variant", *SHOW, "drop_ndcg@10", "drop_ndcg@10_se", "queries_changed_ndcg@10", "drop_mrr@10", "drop_accuracy@1", "cos_mean", "cos_min", "corpus_encode_s",
+    cols = ["variant", *SHOW, "drop_ndcg@10", "drop_ndcg@10_se", "queries_changed_ndcg@10", "drop_mrr@10",
+            "drop_accuracy@1", "cos_mean", "cos_min", "corpus_encode_s",
             "skipped"]
     print("\n" + table([{c: r.get(c) for c in cols} for r in rows], cols))
     path = write_result(args.out, {"args": vars(args), "n_queries": len(queries), "n_corpus": len(passages),

@@ -159,16 +159,16 @@ def bench_size(size: int, args: argparse.Namespace, records: Sequence[Any], quer
                 svc.search(qs[0])
                 label = "cache warm" if cache else "cache off"
                 it = iter(range(10**9))
-                ms = timed(lambda: svc.search(qs[next(it) % len(qs)], limit=10), len(qs))
+                ms = timed(lambda svc=svc, it=it: svc.search(qs[next(it) % len(qs)], limit=10), len(qs))
                 rows.append(stats(f"end to end, single, {label}", ms, encoder=name, **common))
                 it = iter(range(10**9))
-                ms = timed(lambda: svc.search_batch(batches[next(it) % len(batches)], limit=10),
+                ms = timed(lambda svc=svc, it=it: svc.search_batch(batches[next(it) % len(batches)], limit=10),
                            max(len(batches), 5))
                 rows.append(stats(f"end to end, batch of 32, {label}", ms, per=32, encoder=name, **common))
             enc._cache.clear()
             enc._cache_size = 0
             it = iter(range(10**9))
-            ms = timed(lambda: enc.encode_queries([qs[next(it) % len(qs)]]), len(qs))
+            ms = timed(lambda enc=enc, it=it: enc.encode_queries([qs[next(it) % len(qs)]]), len(qs))
             rows.append(stats("encode only, single", ms, encoder=name, **common))
         store.close()
         for r in rows:
@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         size = len(records) if s.strip() == "14k" else parse_size(s)
         print(f"\nstore of {size} points", flush=True)
         rows += bench_size(size, args, records, queries)
+        write_result(args.out, {"args": vars(args), "rows": rows})  # after each size: a later one may fail
     cols = ["points", "encoder", "case", "p50_ms", "p95_ms", "per_query_p50_ms", "calls"]
     print("\n" + table(rows, cols))
     path = write_result(args.out, {"args": vars(args), "rows": rows})

@@ -114,7 +114,8 @@ def sample(items: Sequence[Any], n: int, seed: int = 0) -> list[Any]:
 
 # --- output ---------------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+    info: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
+                            "platform": platform.platform(), "load_average": os.getloadavg()}
     try:
         text = Path("/proc/cpuinfo").read_text()
         for line in text.splitlines():

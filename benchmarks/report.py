@@ -28,9 +28,10 @@ def md(rows: list[dict[str, Any]], cols: list[tuple[str, str, str]]) -> str:
 
 def encoders(d: dict[str, Any]) -> str:
     bf16 = max((c["gflops"] for c in d["ceiling"] if c["dtype"] == "bf16"), default=None)
-    parts = [f"`{d['command']}` ({d['n_passages']} passages, {d['rounds']} rounds, {d['finished_at']}; "
-             f"load average before/after {d.get('load_average_before_after')})", "",
-             md(d["ceiling"], [("dtype", "dtype", ""), ("lib", "library", ""), ("shape", "matmul", ""), ("gflops", "GFLOP/s", ".0f")]), ""]
+    parts = [(f"`{d['command']}` ({d['n_passages']} passages, {d['rounds']} rounds, {d['finished_at']}; "
+              f"load average before/after {d.get('load_average_before_after')})"), "",
+             md(d["ceiling"], [("dtype", "dtype", ""), ("lib", "library", ""), ("shape", "matmul", ""),
+                               ("gflops", "GFLOP/s", ".0f")]), ""]
     for model in dict.fromkeys(r["model"] for r in d["rows"]):
         rows = [dict(r) for r in d["rows"] if r["model"] == model]
         for r in rows:
@@ -51,7 +52,8 @@ def quality(d: dict[str, Any]) -> str:
         f"`{d['command']}` ({d['n_queries']} queries, corpus of {d['n_corpus']} passages, {d['finished_at']})", "",
         md(d["rows"], [("variant", "backend:precision", ""), ("ndcg@10", "ndcg@10", ".4f"),
                        ("drop_ndcg@10", "drop", "+.4f"), ("drop_ndcg@10_se", "± se", ".4f"),
-                       ("queries_changed_ndcg@10", "queries changed", ""), ("mrr@10", "mrr@10", ".4f"), ("drop_mrr@10", "drop", "+.4f"),
+                       ("queries_changed_ndcg@10", "queries changed", ""), ("mrr@10", "mrr@10", ".4f"),
+                       ("drop_mrr@10", "drop", "+.4f"),
                        ("accuracy@1", "acc@1", ".4f"), ("drop_accuracy@1", "drop", "+.4f"),
                        ("recall@10", "recall@10", ".4f"), ("map@100", "map@100", ".4f"),
                        ("cos_mean", "cos mean", ".5f"), ("cos_min", "cos min", ".5f"), ("skipped", "skipped", "")]),
@@ -61,7 +63,8 @@ def quality(d: dict[str, Any]) -> str:
 def query(d: dict[str, Any]) -> str:
     return "\n".join([
         f"`{d['command']}` ({d['finished_at']})", "",
-        md(d["rows"], [("points", "points", ""), ("dim", "dim", ""), ("encoder", "encoder", ""), ("case", "case", ""), ("p50_ms", "p50 ms", ".2f"),
+        md(d["rows"], [("points", "points", ""), ("dim", "dim", ""), ("encoder", "encoder", ""), ("case", "case", ""),
+                       ("p50_ms", "p50 ms", ".2f"),
                        ("p95_ms", "p95 ms", ".2f"), ("per_query_p50_ms", "p50 ms per query", ".2f"),
                        ("calls", "calls", "")]),
     ])
@@ -72,7 +75,8 @@ def ingest(d: dict[str, Any]) -> str:
         f"`{d['command']}` ({d['finished_at']})", "",
         md(d["rows"], [("model", "model", ""), ("backend", "backend", ""), ("precision", "precision", ""),
                        ("batch", "batch", ""), ("skills", "skills", ""), ("wall_s", "wall s", ".1f"),
-                       ("read_s", "read s", ".1f"), ("load_model_s", "load s", ".1f"), ("tokenize_s", "tokenize s", ".1f"),
+                       ("read_s", "read s", ".1f"), ("load_model_s", "load s", ".1f"),
+                       ("tokenize_s", "tokenize s", ".1f"),
                        ("encode_s", "encode s", ".1f"), ("write_s", "write s", ".1f"),
                        ("verify_switch_s", "verify s", ".1f"), ("encode_texts_per_s", "encode texts/s", ".1f"),
                        ("peak_rss_mb", "peak RSS MB", ".0f")]),

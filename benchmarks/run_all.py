@@ -1,7 +1,7 @@
 """Run every benchmark, one process each (memory is returned between them; one failing does not stop the rest).
 
     python -m benchmarks.run_all            # the defaults of each benchmark (about an hour on 2 busy cores)
-    python -m benchmarks.run_all --quick    # small samples: a smoke run of every benchmark (minutes)
+    python -m benchmarks.run_all --quick    # small samples, results/<name>_quick.json: a smoke run (minutes)
     python -m benchmarks.run_all --only bench_encoders,bench_query
 
 Each benchmark prints its table and writes ``benchmarks/results/<name>.json``. Backends whose packages are
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for name in names:
         cmd = [sys.executable, "-m", f"benchmarks.{name}", *BENCHMARKS[name]["quick" if args.quick else "full"]]
+        if args.quick:  # never over the results of a full run
+            cmd += ["--out", f"{name}_quick"]
         print(f"\n=== {' '.join(cmd[1:])}", flush=True)
         t = time.perf_counter()
         rc = subprocess.call(cmd)

@@ -1,4 +1,3 @@
-# ruff: noqa: E501
 """Calibration texts of the OpenVINO int8 quantization (search.backends): what the encoder sees.
 
 256 passages ``passage: <preferredLabel>: <description>`` sampled (seed 2026) from the ESCO v1.1.1 English
@@ -271,13 +270,19 @@ _PASSAGES: tuple[str, ...] = (
 )
 
 _OTHER_PASSAGES: tuple[str, ...] = (
-    "Python (computer programming): The techniques and principles of software development, such as "
-    "analysis, algorithms, coding, testing and compiling of programming paradigms in Python.",
-    "Zur Verringerung des Chemikalieneinsatzes beraten: Zur Verringerung des Einsatzes von Chemikalien wie "
-    "Pestiziden beraten, um deren Auswirkungen auf die Umwelt zu begrenzen.",
+    (
+        "Python (computer programming): The techniques and principles of software development, such as "
+        "analysis, algorithms, coding, testing and compiling of programming paradigms in Python."
+    ),
+    (
+        "Zur Verringerung des Chemikalieneinsatzes beraten: Zur Verringerung des Einsatzes von Chemikalien wie "
+        "Pestiziden beraten, um deren Auswirkungen auf die Umwelt zu begrenzen."
+    ),
     "gérer un budget: Planifier, suivre et rendre compte du budget d'un projet ou d'un service.",
-    "gestionar proyectos: Planificar y coordinar los recursos necesarios para alcanzar los objetivos de un "
-    "proyecto dentro del plazo y del presupuesto.",
+    (
+        "gestionar proyectos: Planificar y coordinar los recursos necesarios para alcanzar los objetivos de un "
+        "proyecto dentro del plazo y del presupuesto."
+    ),
     "zarządzać zespołem: Kierować pracą pracowników, przydzielać zadania i motywować zespół.",
 )
 

@@ -114,7 +114,7 @@ def check_backend(backend: str, precision: str) -> None:
     for mod in modules:
         try:
             __import__(mod)
-        except Exception as exc:  # noqa: BLE001 - ImportError, or a version clash raising anything at import
+        except Exception as exc:  # ImportError, or a version clash raising anything at import
             why = f"{mod} cannot be imported: {type(exc).__name__}: {exc}"
             if not isinstance(exc, ModuleNotFoundError):  # installed, but not for these versions
                 why += f"; it needs {_NEEDS[backend]}, this environment has transformers {_version('transformers')}"
@@ -181,7 +181,7 @@ def _resolve_source(model: str, revision: str | None) -> tuple[Path, str]:
                 ignore_patterns=["onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "*.tflite", "coreml/*"],
             )
         )
-    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, network: one clear message
+    except Exception as exc:  # offline, unknown repo, network: one clear message
         raise ConfigError(
             f"cannot load the model {model!r} for the export: {exc}. Set ESCO_MODEL to a local "
             f"sentence-transformers folder, or allow the download from the Hugging Face hub (unset HF_HUB_OFFLINE)"

@@ -45,10 +45,10 @@ class SearchSettings(BaseSettings):
     model_revision: str | None = Field(default=None, description="hub revision (branch, tag or commit) of the model")
     device: str | None = Field(default=None, description="torch device (cpu, cuda, cuda:1, mps); default: cuda when present")
     backend: Literal["torch", "onnx", "openvino"] = Field(default="torch", description="inference backend")
-    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8", "int8w"] = Field(
         default="auto",
         description="auto: fp16 on GPU, bf16 on CPUs with native bf16, else fp32 (torch); int8 for onnx/openvino. "
-        "Or fp32, bf16, fp16 (GPU), int8 (onnx, openvino)",
+        "Or fp32, bf16, fp16 (GPU), int8 (onnx, openvino), int8w (openvino, int8 weights only)",
     )
     query_prompt: str = Field(default="query: ", description="prefix of every query, as the model was trained")
     passage_prompt: str = Field(default="passage: ", description="prefix of every skill passage, as the model was trained")
@@ -102,7 +102,7 @@ class SearchSettings(BaseSettings):
             raise ValueError("ESCO_QDRANT_API_KEY is set but ESCO_QDRANT_URL is not: an API key needs a server")
         if self.precision == "fp16" and self.backend == "torch" and (self.device or "cpu").startswith("cpu"):
             raise ValueError("ESCO_PRECISION=fp16 needs a GPU (ESCO_DEVICE=cuda); on a CPU use bf16 or int8")
-        if self.precision == "int8" and self.backend == "torch":
+        if self.precision in ("int8", "int8w") and self.backend == "torch":
             raise ValueError("ESCO_PRECISION=int8 needs ESCO_BACKEND=onnx or openvino")
         return self
 

@@ -40,7 +40,8 @@ def model_copy(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def torch_fp32(minilm_path: str) -> np.ndarray:
     from search.encoders import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(minilm_path, device="cpu", cache_size=0).encode_passages(TEXTS)
+    enc = SentenceTransformerEncoder(minilm_path, device="cpu", precision="fp32", cache_size=0)
+    return enc.encode_passages(TEXTS)
 
 
 def _need(backend: str, precision: str) -> None:
@@ -68,7 +69,7 @@ def test_export_is_cached_and_agrees_with_torch(
         from sentence_transformers import SentenceTransformer
 
         st = SentenceTransformer(first.path, device="cpu", backend=backend, model_kwargs=first.model_kwargs)
-        encode = lambda texts: st.encode(["passage: " + t for t in texts], normalize_embeddings=True)  # noqa: E731
+        encode = lambda texts: st.encode(["passage: " + t for t in texts], normalize_embeddings=True)
     else:
         enc = SentenceTransformerEncoder(str(model_copy), device="cpu", backend=backend, precision=precision,
                                          cache_size=0)
@@ -156,7 +157,9 @@ def test_unknown_pairs_are_refused(backend: str, precision: str) -> None:
         check_backend(backend, precision)
 
 
-@pytest.mark.parametrize(("backend", "module"), [("onnx", "optimum.onnxruntime"), ("openvino", "optimum.intel.openvino")])
+@pytest.mark.parametrize(
+    ("backend", "module"), [("onnx", "optimum.onnxruntime"), ("openvino", "optimum.intel.openvino")]
+)
 def test_missing_packages_name_the_extra(backend: str, module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 

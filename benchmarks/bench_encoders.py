@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import os
 import random
 import time
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import (
+    quiet_logging,
     DEFAULT_RELEASE,
     esco_passages,
     esco_records,
@@ -251,9 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ceiling-only", action="store_true", help="only the matrix-multiply ceiling")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    for noisy in ("transformers", "sentence_transformers", "optimum", "nncf"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_logging()
 
     if args.ceiling_only:
         rows_c = matmul_ceiling(reps=20)

@@ -14,7 +14,6 @@ results).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import resource
 import shutil
@@ -23,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import DEFAULT_RELEASE, resolve_model, table, write_result
+from benchmarks.common import quiet_logging, DEFAULT_RELEASE, resolve_model, table, write_result
 
 NAME = "bench_ingest"
 
@@ -45,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--language", default="en")
     ap.add_argument("--out", default=NAME)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    for noisy in ("transformers", "sentence_transformers", "optimum", "nncf"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_logging()
 
     from ingest.pipeline import run
     from ingest.settings import IngestSettings

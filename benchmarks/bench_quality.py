@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
 import os
 import random
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import (
+    quiet_logging,
     DEFAULT_RELEASE,
     RESULTS,
     esco_records,
@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-cache", action="store_true", help="encode the corpus again even when cached")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    for noisy in ("transformers", "sentence_transformers", "optimum", "nncf"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_logging()
 
     from search.encoders import SentenceTransformerEncoder
     from search.evaluation import ir_metrics

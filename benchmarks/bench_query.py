@@ -20,7 +20,6 @@ Run: ``python -m benchmarks.bench_query [--sizes 14k,400k] [--model xlmr-random]
 from __future__ import annotations
 
 import argparse
-import logging
 import random
 import shutil
 import tempfile
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_ingest import peak_rss_mb
-from benchmarks.common import DEFAULT_RELEASE, esco_records, percentile, resolve_model, table, write_result
+from benchmarks.common import quiet_logging, DEFAULT_RELEASE, esco_records, percentile, resolve_model, table, write_result
 
 NAME = "bench_query"
 SENTENCES = [
@@ -194,9 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=NAME)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    for noisy in ("transformers", "sentence_transformers", "optimum", "nncf"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_logging()
     records = esco_records(args.release)
     queries = queries_from(records, max(args.queries, 64), args.seed)
     rows: list[dict[str, Any]] = []

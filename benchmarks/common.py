@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import random
@@ -179,3 +180,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     import numpy as np
 
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
+
+
+def quiet_logging() -> None:
+    """Warnings only, and nothing below errors from the model libraries, whose info lines break tables."""
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("transformers", "sentence_transformers", "optimum", "nncf"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)

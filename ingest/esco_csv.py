@@ -867,18 +867,16 @@ def _read_language(
             hidden.remove(label)
             hdups += 1
         c["hidden_labels_deduplicated"] += hdups
-        skill_type = clean(row[i_type])
-        if not skill_type:
-            c["empty_skill_type"] += 1
-        elif skill_type not in SKILL_TYPES:
-            c["unknown_skill_type"] += 1
-            stats.warn("skill_type", lang, f"{tag} {table.file}, line {line}: unknown skillType {skill_type!r} kept")
-        reuse = clean(row[i_reuse])
-        if not reuse:
-            c["empty_reuse_level"] += 1
-        elif reuse not in REUSE_LEVELS:
-            c["unknown_reuse_level"] += 1
-            stats.warn("reuse_level", lang, f"{tag} {table.file}, line {line}: unknown reuseLevel {reuse!r} kept")
+        values = {}
+        for key, column, col_i, valid in (("skill_type", "skillType", i_type, SKILL_TYPES),
+                                          ("reuse_level", "reuseLevel", i_reuse, REUSE_LEVELS)):
+            value = values[key] = clean(row[col_i])
+            if not value:
+                c[f"empty_{key}"] += 1
+            elif value not in valid:  # kept, counted and named: a new ESCO value must not drop skills
+                c[f"unknown_{key}"] += 1
+                stats.warn(key, lang, f"{tag} {table.file}, line {line}: unknown {column} {value!r} kept")
+        skill_type, reuse = values["skill_type"], values["reuse_level"]
         first_line[uri] = line
         kept[uri] = {
             "concept_uri": uri,

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import quiet_logging, DEFAULT_RELEASE, resolve_model, table, write_result
+from benchmarks.common import DEFAULT_RELEASE, quiet_logging, resolve_model, table, write_result
 
 NAME = "bench_ingest"
 

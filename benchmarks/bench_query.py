@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench_ingest import peak_rss_mb
-from benchmarks.common import quiet_logging, DEFAULT_RELEASE, esco_records, percentile, resolve_model, table, write_result
+from benchmarks.common import (
+    DEFAULT_RELEASE,
+    esco_records,
+    percentile,
+    quiet_logging,
+    resolve_model,
+    table,
+    write_result,
+)
 
 NAME = "bench_query"
 SENTENCES = [

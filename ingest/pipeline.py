@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -62,7 +63,11 @@ class PendingPoint:
     id: str
     text: str
     payload: dict[str, Any]
-    vector: list[float] | None = None
+    vector: list[float] | np.ndarray | None = None
+
+
+def _as_list(vector: list[float] | np.ndarray | None) -> list[float] | None:
+    return vector.astype(np.float32).tolist() if isinstance(vector, np.ndarray) else vector
 
 
 @dataclass
@@ -149,6 +154,24 @@ def _build_key(alias: str, mkey: str, points: Sequence[PendingPoint]) -> str:
     return h.hexdigest()[:24]
 
 
+def count_truncated(enc: Encoder, texts: Sequence[str]) -> int:
+    """How many passages are longer than the model's token limit (their ends are not encoded).
+
+    Only texts that can be that long are tokenized: a token covers at least one byte of the (NFKC-normalized)
+    text, so a text whose bytes, with the prompt and a margin for special tokens, fit the limit cannot be cut.
+    """
+    limit = enc.max_seq_length
+    prompt = len(enc.passage_prompt.encode())
+
+    def size(text: str) -> int:
+        return max(len(text.encode()), len(unicodedata.normalize("NFKC", text).encode()))
+
+    long = [t for t in texts if size(t) + prompt + 16 > limit]
+    if not long:
+        return 0
+    return sum(1 for n in enc.token_counts(long, enc.passage_prompt) if n > limit)
+
+
 def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -219,24 +242,42 @@ def run(
         encoder: an already loaded encoder (default: the one the settings name).
         store: an open store (default: the one the settings name; closed at the end).
         progress: show a tqdm bar (default: when logging is at INFO or lower).
-        after_batch: called with the number of points written so far after each batch (tests, monitoring).
+        after_batch: called with the number of points written so far after each write (tests, monitoring).
 
     Raises:
         EscoFormatError, ConfigError, IngestLocked, QdrantUnavailable, VerificationFailed.
     """
     t0 = time.perf_counter()
+    # The model loads (imports, weights, compilation) in a thread while the release is read.
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-model")
+    loading = loader.submit(_load_timed, settings) if encoder is None else None
+    loader.shutdown(wait=False)
     release = read_release(releases, languages, esco_version, limit=limit)
     t_read = time.perf_counter() - t0
+    if loading is not None:
+        t = time.perf_counter()
+        encoder, t_loading = loading.result()
+        t_waited = time.perf_counter() - t
     own_store = store is None
     store = store or open_store(settings)
     try:
         with IngestLock(settings.lock_folder, settings.collection):
             summary = _run_locked(settings, release, store, encoder, progress, after_batch, t_read)
+        if loading is not None:
+            summary.seconds["load_model"] = round(t_loading, 3)  # in its own thread, during the read
+            summary.seconds["load_model_wait"] = round(t_waited, 3)  # the part the read did not hide
         summary.seconds["total"] = round(time.perf_counter() - t0, 3)
         return summary
     finally:
         if own_store:
             store.close()
+
+
+def _load_timed(settings: IngestSettings) -> tuple[Encoder, float]:
+    t = time.perf_counter()
+    enc = load_encoder(settings)
+    enc.describe()  # the probe embedding, computed once
+    return enc, time.perf_counter() - t
 
 
 def _run_locked(
@@ -353,7 +394,7 @@ def _run_locked(
     def upsert(batch: Sequence[PendingPoint]) -> float:
         t = time.perf_counter()
         for chunk in _batches(batch, settings.upsert_batch_size):
-            store.upsert(target, [StoredPoint(p.id, p.payload, p.vector) for p in chunk])
+            store.upsert(target, [StoredPoint(p.id, p.payload, _as_list(p.vector)) for p in chunk])
         return time.perf_counter() - t
 
     def heartbeat() -> None:
@@ -377,40 +418,46 @@ def _run_locked(
             after_batch(written)
     t_reuse = time.perf_counter() - t - t_write
 
-    # 2) encode the rest: batches sorted by token length (deterministic, so a resumed run forms the same
-    #    batches and gets bit-identical vectors), each upserted in the background while the next encodes.
+    # 2) encode the rest: batches sorted by length (deterministic, so a resumed run forms the same batches
+    #    and gets bit-identical vectors). Encoded points are written in chunks of upsert_batch_size by a
+    #    background thread while the next batches encode: one write (and flush) per chunk, not per batch.
     t = time.perf_counter()
-    lengths = enc.token_counts([p.text for p in encode], enc.passage_prompt) if encode else []
-    summary.truncated_passages = sum(1 for n in lengths if n > enc.max_seq_length)
-    order = sorted(range(len(encode)), key=lambda i: (lengths[i], encode[i].id))
+    summary.truncated_passages = count_truncated(enc, [p.text for p in encode])
+    order = sorted(range(len(encode)), key=lambda i: (len(encode[i].text), encode[i].id))
     ordered = [encode[i] for i in order]
     t_tok = time.perf_counter() - t
     pending: Future[float] | None = None
     pending_n = 0
+    buffer: list[PendingPoint] = []
     last_beat = time.time()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upsert") as pool:
+
+        def write(chunk: list[PendingPoint]) -> None:
+            nonlocal pending, pending_n, t_write, written
+            if pending is not None:  # one write in flight at a time: wait for the previous one
+                t_write += pending.result()
+                written += pending_n
+                if after_batch:
+                    after_batch(written)
+            pending, pending_n = (pool.submit(upsert, chunk), len(chunk)) if chunk else (None, 0)
+
         for batch in _batches(ordered, settings.batch_size):
             t = time.perf_counter()
             vecs = enc.encode_passages([p.text for p in batch], batch_size=settings.batch_size)
             t_encode += time.perf_counter() - t
             for p, v in zip(batch, vecs):
-                p.vector = v.astype(np.float32).tolist()
-            if pending is not None:
-                t_write += pending.result()
-                written += pending_n
-                if after_batch:
-                    after_batch(written)
-            pending, pending_n = pool.submit(upsert, list(batch)), len(batch)
+                p.vector = v
+            buffer.extend(batch)
+            if len(buffer) >= settings.upsert_batch_size:
+                write(buffer)
+                buffer = []
             summary.encoded += len(batch)
             bar.update(len(batch))
             if time.time() - last_beat > 30:
                 heartbeat()
                 last_beat = time.time()
-        if pending is not None:
-            t_write += pending.result()
-            written += pending_n
-            if after_batch:
-                after_batch(written)
+        write(buffer)  # the rest
+        write([])  # and wait for it
     bar.close()
 
     # 3) verify, mark complete, switch, prune

@@ -101,7 +101,8 @@ def make_settings(tmp_path: Path, kind: str = "edge", model: str = "", **kw):
     # fp32: the precision of the session's `encoder` fixture, so a worker process loading the model from
     # these settings writes the same vectors and text hashes.
     base = dict(qdrant_path=tmp_path / "store", embedded_engine=kind, collection="esco_skills",
-                lock_dir=tmp_path / "locks", model=model or "unused", batch_size=8, precision="fp32")
+                lock_dir=tmp_path / "locks", model=model or "unused", batch_size=8, upsert_batch_size=8,
+                precision="fp32")
     base.update(kw)
     return IngestSettings(_env_file=None, **base)  # type: ignore[call-arg]
 
@@ -120,7 +121,7 @@ def settings_for(request: pytest.FixtureRequest, tmp_path: Path, kind: str, mode
     from ingest.settings import IngestSettings
 
     base = dict(qdrant_url=url, collection=f"esco_{uuid.uuid4().hex[:10]}", lock_dir=tmp_path / "locks",
-                model=model, batch_size=8, precision="fp32")
+                model=model, batch_size=8, upsert_batch_size=8, precision="fp32")
     base.update(kw)
     return IngestSettings(_env_file=None, **base)  # type: ignore[call-arg]
 

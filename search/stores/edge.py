@@ -615,7 +615,7 @@ class EdgeStore:
             for p in points:
                 if p.vector is None:
                     raise ValueError(f"point {p.id} has no vector")
-                vec = [float(x) for x in p.vector]
+                vec = list(map(float, p.vector))
                 if len(vec) != dim:
                     raise ValueError(f"point {p.id} has a vector of size {len(vec)}; the collection's is {dim}")
                 batch.append(qe.Point(_check_id(p.id), vec, dict(p.payload)))

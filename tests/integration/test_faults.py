@@ -46,7 +46,7 @@ from tests.helpers import MINI_V11, MINI_V12, ROOT, all_points, fixtures
 FAST = {"qdrant_retries": 4, "qdrant_retry_max_wait": 0.01, "qdrant_timeout": 1}
 FAST_ENV = {"ESCO_QDRANT_RETRIES": "4", "ESCO_QDRANT_RETRY_MAX_WAIT": "0.01", "ESCO_QDRANT_TIMEOUT": "1"}
 N_EN, N_ALL = 20, 40  # points of the mini release: en, en+de
-BATCH = 4  # passages per encoder batch = points per upsert request
+BATCH = 4  # passages per encoder batch = points per upsert request (ESCO_UPSERT_BATCH_SIZE)
 
 
 class MemoEncoder:
@@ -89,7 +89,7 @@ def memo(encoder) -> MemoEncoder:
 
 def server_settings(srv: FaultServer, tmp_path: Path, model: str, **kw) -> IngestSettings:
     base = {"qdrant_url": srv.url, "collection": "esco_skills", "lock_dir": tmp_path / "locks", "model": model,
-            "batch_size": BATCH, **FAST}
+            "batch_size": BATCH, "upsert_batch_size": BATCH, **FAST}
     base.update(kw)
     return IngestSettings(_env_file=None, **base)  # type: ignore[arg-type]
 
@@ -158,7 +158,8 @@ def cli(monkeypatch, capsys, memo, tmp_path):
         from search.cli import main as search_main
 
         with monkeypatch.context() as m:
-            for k, v in {"ESCO_MODEL": memo.model_name, "ESCO_BATCH_SIZE": str(BATCH), **env}.items():
+            for k, v in {"ESCO_MODEL": memo.model_name, "ESCO_BATCH_SIZE": str(BATCH),
+                         "ESCO_UPSERT_BATCH_SIZE": str(BATCH), **env}.items():
                 m.setenv(k, v)
             capsys.readouterr()
             rc = (ingest_main if tool == "ingest" else search_main)(args)
@@ -538,12 +539,12 @@ def test_persistent_failure_keeps_the_alias_and_the_next_run_resumes(kind, tmp_p
     with FaultServer() as srv:
         settings = server_settings(srv, tmp_path, memo.model_name, qdrant_retries=2 if "timeout" in kind else 4)
         first = run(settings, [MINI_V11], ["en"], encoder=memo, progress=False)  # served: en only
-        # The upgrade to en+de reuses the 20 en vectors (one upsert), then encodes de in batches of 4:
-        # two of them are written, then the server fails for good.
+        # The upgrade to en+de reuses the 20 en vectors (five upserts of 4), then encodes de in batches of 4,
+        # each written on its own: two of them are written, then the server fails for good.
         spec = {"503-forever": {"action": "status", "status": 503, "times": None},
                 "server-down": {"action": "down"},
                 "timeouts-forever": {"action": "delay", "delay": 1.3, "times": None}}[kind]
-        srv.fault(pattern=UPSERT, skip=3, **spec)
+        srv.fault(pattern=UPSERT, skip=N_EN // BATCH + 2, **spec)
         env = {"ESCO_QDRANT_URL": srv.url, "ESCO_LOCK_DIR": str(settings.lock_dir),
                **FAST_ENV, "ESCO_QDRANT_RETRIES": str(settings.qdrant_retries)}
         rc, out, err = cli("ingest", ["--release", str(MINI_V11), "--language", "en", "--language", "de",
@@ -703,10 +704,11 @@ def _failing_upsert(monkeypatch, fail_on: int):
 def test_edge_store_oserror_mid_ingest_keeps_the_alias_and_resumes(tmp_path, memo, reference, monkeypatch):
     from tests.conftest import make_settings
 
-    settings = make_settings(tmp_path, "edge", model=memo.model_name, batch_size=2 * BATCH)
+    settings = make_settings(tmp_path, "edge", model=memo.model_name, batch_size=2 * BATCH,
+                             upsert_batch_size=2 * BATCH)
     first = run(settings, [MINI_V11], ["en"], encoder=memo, progress=False)
     with monkeypatch.context() as m:
-        _failing_upsert(m, fail_on=3)  # the reuse upsert, one de batch of 8, then the disk is full
+        _failing_upsert(m, fail_on=5)  # the reuse upserts (8, 8, 4), one de batch of 8, then the disk is full
         with pytest.raises(OSError, match="No space left"):
             run(settings, [MINI_V11], ["en", "de"], encoder=memo, progress=False)
     store = open_store(settings)

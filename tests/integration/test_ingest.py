@@ -149,3 +149,36 @@ def test_zipped_release_reads_like_the_folder(tmp_path, encoder):
     s = make_settings(tmp_path, "edge", model=encoder.model_name)
     summary = run(s, zips, ["en"], encoder=encoder, progress=False)
     assert summary.points_written == {"en": 20} and summary.esco_version == "v1.1.9"
+
+
+class _CountingStore:
+    """The real store, with the sizes of the upserts it was asked for."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.upserts: list[int] = []
+
+    def upsert(self, name, points):
+        self.upserts.append(len(points))
+        return self._inner.upsert(name, points)
+
+    def __getattr__(self, attr):
+        return getattr(self._inner, attr)
+
+
+def test_encoded_points_are_written_in_chunks_of_the_upsert_batch_size(tmp_path, encoder):
+    """Encoder batches of 4, writes of 16: one write (and flush) per 16 points, not one per batch."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, "edge", model=encoder.model_name, batch_size=4, upsert_batch_size=16)
+    store = _CountingStore(open_store(settings))
+    try:
+        seen: list[int] = []
+        s = run(settings, [MINI_V11], ["en", "de"], encoder=encoder, store=store, progress=False,
+                after_batch=seen.append)
+        assert s.encoded == 40
+        assert store.upserts == [16, 16, 8]
+        assert seen == [16, 32, 40]
+        assert store.count(s.collection) == 40
+    finally:
+        store.close()

@@ -50,7 +50,7 @@ def _worker(settings, releases, languages=("en", "de"), **extra) -> subprocess.P
     cfg = {
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.model_dump(
             include={"qdrant_path", "embedded_engine", "collection", "lock_dir", "model", "batch_size",
-                     "keep_collections", "precision"}).items()},
+                     "upsert_batch_size", "keep_collections", "precision"}).items()},
         "releases": [str(r) for r in releases],
         "languages": list(languages),
         **extra,

@@ -62,6 +62,10 @@ def _print_summary(s: dict) -> None:
           f"(resume), {s['truncated_passages']} truncated to the model's limit")
     print(f"vs previous  unchanged {s['unchanged']}, changed {s['changed']}, new {s['new']}, removed {s['removed']}"
           f"  (previous: {s['previous_collection'] or '-'})")
+    enc = s.get("encoder") or {}
+    if enc:
+        how = "chosen by ESCO_BACKEND=auto after its check against fp32" if enc.get("backend_choice") else "as set"
+        print(f"encoder      {enc['model']}  {enc.get('backend')} {enc.get('precision')}  ({how})")
     sec = s["seconds"]
     print("seconds      " + ", ".join(f"{k} {v:.1f}" for k, v in sec.items()))
     if s["pruned"]:

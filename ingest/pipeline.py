@@ -91,6 +91,7 @@ class IngestSummary:
     previous_collection: str | None = None
     pruned: list[str] = field(default_factory=list)
     read_stats: dict[str, Any] = field(default_factory=dict)
+    encoder: dict[str, Any] = field(default_factory=dict)  # model, backend, precision (and auto's choice)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,36 +249,18 @@ def run(
         EscoFormatError, ConfigError, IngestLocked, QdrantUnavailable, VerificationFailed.
     """
     t0 = time.perf_counter()
-    # The model loads (imports, weights, compilation) in a thread while the release is read.
-    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-model")
-    loading = loader.submit(_load_timed, settings) if encoder is None else None
-    loader.shutdown(wait=False)
     release = read_release(releases, languages, esco_version, limit=limit)
     t_read = time.perf_counter() - t0
-    if loading is not None:
-        t = time.perf_counter()
-        encoder, t_loading = loading.result()
-        t_waited = time.perf_counter() - t
     own_store = store is None
     store = store or open_store(settings)
     try:
         with IngestLock(settings.lock_folder, settings.collection):
             summary = _run_locked(settings, release, store, encoder, progress, after_batch, t_read)
-        if loading is not None:
-            summary.seconds["load_model"] = round(t_loading, 3)  # in its own thread, during the read
-            summary.seconds["load_model_wait"] = round(t_waited, 3)  # the part the read did not hide
         summary.seconds["total"] = round(time.perf_counter() - t0, 3)
         return summary
     finally:
         if own_store:
             store.close()
-
-
-def _load_timed(settings: IngestSettings) -> tuple[Encoder, float]:
-    t = time.perf_counter()
-    enc = load_encoder(settings)
-    enc.describe()  # the probe embedding, computed once
-    return enc, time.perf_counter() - t
 
 
 def _run_locked(
@@ -366,6 +349,7 @@ def _run_locked(
         skills_read={lang: len(release.skills.get(lang, [])) for lang in release.languages},
         points_written={lang: 0 for lang in release.languages}, previous_collection=served,
         read_stats=release.stats.as_dict(),
+        encoder={k: v for k, v in enc.describe().items() if k in ("model", "backend", "precision", "backend_choice")},
     )
     for p in points:
         h = old.get(p.id)

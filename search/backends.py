@@ -136,7 +136,10 @@ def _version(dist: str) -> str:
 
 # --- where exports live -----------------------------------------------------------------------------------
 def cache_root() -> Path:
-    """``$XDG_CACHE_HOME/esco-skill-search/backends`` (default ``~/.cache/esco-skill-search/backends``)."""
+    """Where exports and backend checks are cached: ``$ESCO_CACHE_DIR`` when set, else
+    ``$XDG_CACHE_HOME/esco-skill-search/backends`` (default ``~/.cache/esco-skill-search/backends``)."""
+    if os.environ.get("ESCO_CACHE_DIR"):
+        return Path(os.environ["ESCO_CACHE_DIR"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "esco-skill-search" / "backends"
 

@@ -20,7 +20,7 @@ from search.errors import ConfigError, EncoderMismatch
 logger = logging.getLogger(__name__)
 
 __all__ = ["Encoder", "SentenceTransformerEncoder", "load_encoder", "resolve_precision", "PROBE_TEXT",
-           "probe_similarity"]
+           "probe_similarity", "int8_backend"]
 
 # A fixed passage whose embedding identifies the model that wrote a collection, wherever it was loaded from.
 PROBE_TEXT = "Python (computer programming): techniques and principles of software development in Python."
@@ -134,6 +134,9 @@ class SentenceTransformerEncoder:
         max_seq_length: int | None = None,
         cache_size: int = 1024,
     ) -> None:
+        if backend == "auto":
+            raise ConfigError("SentenceTransformerEncoder needs a concrete backend (torch, onnx or openvino); "
+                              "load_encoder(settings) resolves ESCO_BACKEND=auto")
         self.model_name = model
         self.query_prompt = query_prompt
         self.passage_prompt = passage_prompt
@@ -153,6 +156,8 @@ class SentenceTransformerEncoder:
             dim = int(self._st.encode(["x"]).shape[1])
         self.dimension = int(dim)
         self._probe: list[float] | None = None
+        # set by load_encoder when ESCO_BACKEND=auto chose this backend: the checks behind the choice
+        self.backend_choice: dict[str, Any] | None = None
 
     # --- loading ---------------------------------------------------------------------------------
     def _load(self, model: str, revision: str | None) -> Any:
@@ -248,6 +253,11 @@ class SentenceTransformerEncoder:
                     "used (%.60r...)", n, self.max_seq_length, self.max_seq_length, text,
                 )
 
+    def clear_query_cache(self) -> None:
+        """Forget the cached query embeddings."""
+        with self._lock:
+            self._cache.clear()
+
     # --- identity --------------------------------------------------------------------------------
     def probe(self) -> list[float]:
         """The embedding of :data:`PROBE_TEXT` as a passage, rounded: identifies the model's weights."""
@@ -265,6 +275,7 @@ class SentenceTransformerEncoder:
             "backend": self.backend,
             "precision": self.precision,
             "probe": self.probe(),
+            **({"backend_choice": self.backend_choice} if self.backend_choice else {}),
         }
 
     def check_compatible(self, metadata: dict[str, Any], collection: str, min_probe_cosine: float = 0.98) -> None:
@@ -292,16 +303,60 @@ class SentenceTransformerEncoder:
             )
 
 
+def int8_backend() -> str:
+    """The backend of ``ESCO_BACKEND=auto`` with ``ESCO_PRECISION=int8``/``int8w``: openvino, else onnx.
+
+    Raises:
+        ConfigError: neither extra can be imported (names both, and why).
+    """
+    from search.backends import check_backend
+
+    errors = []
+    for backend in ("openvino", "onnx"):
+        try:
+            check_backend(backend, "int8")
+            return backend
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError("ESCO_PRECISION=int8 needs the 'openvino' (or 'onnx') extra: " + " | ".join(errors))
+
+
 def load_encoder(settings: Any) -> SentenceTransformerEncoder:
-    """Build the encoder that ``settings`` (a :class:`search.settings.SearchSettings`) names."""
-    return SentenceTransformerEncoder(
-        settings.model,
-        query_prompt=settings.query_prompt,
-        passage_prompt=settings.passage_prompt,
-        revision=settings.model_revision,
-        device=settings.device,
-        backend=settings.backend,
-        precision=settings.precision,
-        max_seq_length=settings.max_seq_length,
-        cache_size=settings.query_cache_size,
-    )
+    """Build the encoder that ``settings`` (a :class:`search.settings.SearchSettings`) names.
+
+    With ``backend=auto`` (the default) and ``precision=auto``, the fastest backend that passes the quality
+    check of :mod:`search.backend_choice` (checked once per model and machine, then cached); with
+    ``backend=auto`` and an explicit precision: torch for fp32/bf16/fp16, openvino (else onnx) for int8.
+
+    Raises:
+        ConfigError: the model cannot be loaded, or the backend's packages are missing.
+    """
+
+    def load(backend: str, precision: str) -> SentenceTransformerEncoder:
+        return SentenceTransformerEncoder(
+            settings.model,
+            query_prompt=settings.query_prompt,
+            passage_prompt=settings.passage_prompt,
+            revision=settings.model_revision,
+            device=settings.device,
+            backend=backend,
+            precision=precision,
+            max_seq_length=settings.max_seq_length,
+            cache_size=settings.query_cache_size,
+        )
+
+    backend, precision = settings.backend, settings.precision
+    if backend == "auto":
+        if precision == "auto":
+            from search.backend_choice import choose_backend
+
+            choice = choose_backend(
+                settings.model, revision=settings.model_revision, device=settings.device or _default_device(),
+                query_prompt=settings.query_prompt, passage_prompt=settings.passage_prompt, load=load,
+            )
+            enc = choice.encoder or load(choice.backend, choice.precision)
+            enc.clear_query_cache()  # of the check's queries
+            enc.backend_choice = choice.describe()
+            return enc
+        backend = int8_backend() if precision in ("int8", "int8w") else "torch"
+    return load(backend, precision)

@@ -44,11 +44,17 @@ class SearchSettings(BaseSettings):
     model: str = Field(default=DEFAULT_MODEL, description="sentence-transformers model: hub id or local folder")
     model_revision: str | None = Field(default=None, description="hub revision (branch, tag or commit) of the model")
     device: str | None = Field(default=None, description="torch device (cpu, cuda, cuda:1, mps); default: cuda when present")
-    backend: Literal["torch", "onnx", "openvino"] = Field(default="torch", description="inference backend")
+    backend: Literal["auto", "torch", "onnx", "openvino"] = Field(
+        default="auto",
+        description="auto: the fastest backend that passes a quality check against torch fp32 (search.backend_choice): "
+        "openvino int8 (with the openvino extra), torch bf16 (CPUs with native bf16), torch fp16 (GPU), else torch fp32. "
+        "Or torch, onnx, openvino",
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16", "int8", "int8w"] = Field(
         default="auto",
-        description="auto: fp16 on GPU, bf16 on CPUs with native bf16, else fp32 (torch); int8 for onnx/openvino. "
-        "Or fp32, bf16, fp16 (GPU), int8 (onnx, openvino), int8w (openvino, int8 weights only)",
+        description="auto: chosen with the backend (see backend); with an explicit backend: fp16 on GPU, bf16 on CPUs "
+        "with native bf16, else fp32 (torch), int8 (onnx, openvino). Or fp32, bf16, fp16 (GPU), int8 (onnx, openvino), "
+        "int8w (openvino, int8 weights only)",
     )
     query_prompt: str = Field(default="query: ", description="prefix of every query, as the model was trained")
     passage_prompt: str = Field(default="passage: ", description="prefix of every skill passage, as the model was trained")
@@ -100,7 +106,7 @@ class SearchSettings(BaseSettings):
             )
         if self.qdrant_api_key is not None and not self.qdrant_url:
             raise ValueError("ESCO_QDRANT_API_KEY is set but ESCO_QDRANT_URL is not: an API key needs a server")
-        if self.precision == "fp16" and self.backend == "torch" and (self.device or "cpu").startswith("cpu"):
+        if self.precision == "fp16" and self.backend in ("torch", "auto") and (self.device or "cpu").startswith("cpu"):
             raise ValueError("ESCO_PRECISION=fp16 needs a GPU (ESCO_DEVICE=cuda); on a CPU use bf16 or int8")
         if self.precision in ("int8", "int8w") and self.backend == "torch":
             raise ValueError("ESCO_PRECISION=int8 needs ESCO_BACKEND=onnx or openvino")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Backend exports and ESCO_BACKEND=auto verdicts of the tests go to a folder of their own, never ~/.cache.
+os.environ["ESCO_CACHE_DIR"] = tempfile.mkdtemp(prefix="esco-tests-cache-")
 
 from tests.qdrant_server import qdrant_server_url  # noqa: E402,F401  (fixture, skips without Docker)
 

@@ -34,6 +34,7 @@ def store_env(ingested, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for key, value in {
         "ESCO_QDRANT_PATH": str(settings.qdrant_path), "ESCO_EMBEDDED_ENGINE": "edge",
         "ESCO_MODEL": settings.model, "ESCO_COLLECTION": settings.collection, "ESCO_DEVICE": "cpu",
+        "ESCO_PRECISION": "fp32",
     }.items():
         monkeypatch.setenv(key, value)
     return settings

@@ -118,6 +118,7 @@ def test_read_only_folder_exports_into_the_cache(
     folder = tmp_path / "model"
     backends._mirror(Path(minilm_path), folder)
     monkeypatch.setattr(backends, "_writable", lambda path: False)
+    monkeypatch.delenv("ESCO_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
     got = prepare_backend(str(folder), "openvino", "fp32")

@@ -27,5 +27,19 @@ if ! python -c "import torch" 2>/dev/null; then
     rm -rf "$tmpd"
   fi
 fi
-python -m pip install --quiet -e ".[dev]"
+# The project, with torch held at the build installed above (a dependency such as torchvision would otherwise
+# replace it with the newest, CUDA, build). Extras: dev (tests) and, where no NVIDIA GPU is present, openvino
+# (the int8 encoder that ESCO_BACKEND=auto prefers on CPUs, docs/benchmarks.md); ESCO_SETUP_EXTRAS overrides.
+if [ -z "${ESCO_SETUP_EXTRAS+x}" ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    ESCO_SETUP_EXTRAS=dev
+  else
+    ESCO_SETUP_EXTRAS=dev,openvino
+  fi
+fi
+constraints=$(mktemp)
+python -m pip freeze | grep -i '^torch==' > "$constraints" || true
+python -m pip install --quiet --constraint "$constraints" -e ".${ESCO_SETUP_EXTRAS:+[$ESCO_SETUP_EXTRAS]}"
+rm -f "$constraints"
 python -c "import torch; print('torch', torch.__version__, 'cuda' if torch.cuda.is_available() else 'cpu')"
+echo "extras: ${ESCO_SETUP_EXTRAS:-none}"

@@ -186,7 +186,9 @@ def _versions() -> dict[str, str]:
                                      "optimum-intel")}
 
 
-def _verdict_key(model: str, revision: str | None, device: str, prompts: tuple[str, str]) -> tuple[Path, dict[str, Any]]:
+def _verdict_key(
+    model: str, revision: str | None, device: str, prompts: tuple[str, str], cache_dir: str | Path | None
+) -> tuple[Path, dict[str, Any]]:
     """The verdicts file of a model, and what must match for a verdict in it to hold."""
     from search.backend_check_set import CHECK_PASSAGES, CHECK_QUERIES
     from search.backends import _fingerprint, _resolve_source, _slug, _texts_id, cache_root
@@ -204,7 +206,8 @@ def _verdict_key(model: str, revision: str | None, device: str, prompts: tuple[s
     }
     # one file per model and environment: two virtual environments on one machine keep their own verdicts
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return cache_root() / "quality" / f"{_slug(identity)}-{digest}.json", key
+    root = Path(cache_dir).expanduser() if cache_dir else cache_root()
+    return root / "quality" / f"{_slug(identity)}-{digest}.json", key
 
 
 def _read_verdicts(path: Path, key: dict[str, Any]) -> dict[str, Any]:
@@ -249,11 +252,13 @@ def choose_backend(
     query_prompt: str,
     passage_prompt: str,
     load: Callable[[str, str], Any],
+    cache_dir: str | Path | None = None,
 ) -> BackendChoice:
     """The fastest candidate of :func:`candidates` that passes :func:`check_quality` for ``model``.
 
     Args:
         load: ``load(backend, precision)`` returns an encoder of ``model`` (with the prompts) in that form.
+        cache_dir: where the verdicts are kept (default :func:`search.backends.cache_root`).
 
     Raises:
         ConfigError: the model cannot be found (from :func:`search.backends.prepare_backend`).
@@ -261,7 +266,7 @@ def choose_backend(
     todo = candidates(device)
     if todo[0] == ("torch", "fp32"):
         return BackendChoice("torch", "fp32")
-    path, key = _verdict_key(model, revision, device, (query_prompt, passage_prompt))
+    path, key = _verdict_key(model, revision, device, (query_prompt, passage_prompt), cache_dir)
     checks: list[QualityCheck] = []
     with _lock(path):  # two workers starting at once check once
         cached = _read_verdicts(path, key)

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -116,6 +117,8 @@ class SentenceTransformerEncoder:
             (onnx/openvino, quantized once and cached).
         max_seq_length: token limit; default the model's own.
         cache_size: number of query embeddings to keep (0: no cache).
+        cache_dir: where onnx/openvino exports of read-only folders and hub models go (default
+            :func:`search.backends.cache_root`).
 
     Raises:
         ConfigError: the model cannot be loaded (names the model and how to fix it).
@@ -133,6 +136,7 @@ class SentenceTransformerEncoder:
         precision: str = "auto",
         max_seq_length: int | None = None,
         cache_size: int = 1024,
+        cache_dir: str | Path | None = None,
     ) -> None:
         if backend == "auto":
             raise ConfigError("SentenceTransformerEncoder needs a concrete backend (torch, onnx or openvino); "
@@ -146,6 +150,7 @@ class SentenceTransformerEncoder:
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+        self._cache_dir = cache_dir
         self._st = self._load(model, revision)
         if max_seq_length is not None:
             self._st.max_seq_length = max_seq_length
@@ -180,7 +185,8 @@ class SentenceTransformerEncoder:
 
             # exported/quantized once, then loaded from the cache: the model folder itself, or a cache folder
             # (read-only folders, hub models) that links to the model's files
-            prepared = prepare_backend(model, self.backend, self.precision, revision, device=self.device)
+            prepared = prepare_backend(model, self.backend, self.precision, revision, device=self.device,
+                                       cache_dir=self._cache_dir)
             load_from, load_revision = prepared.path, None
             kwargs["model_kwargs"] = prepared.model_kwargs
         try:
@@ -343,6 +349,7 @@ def load_encoder(settings: Any) -> SentenceTransformerEncoder:
             precision=precision,
             max_seq_length=settings.max_seq_length,
             cache_size=settings.query_cache_size,
+            cache_dir=settings.cache_dir,
         )
 
     backend, precision = settings.backend, settings.precision
@@ -353,6 +360,7 @@ def load_encoder(settings: Any) -> SentenceTransformerEncoder:
             choice = choose_backend(
                 settings.model, revision=settings.model_revision, device=settings.device or _default_device(),
                 query_prompt=settings.query_prompt, passage_prompt=settings.passage_prompt, load=load,
+                cache_dir=settings.cache_dir,
             )
             enc = choice.encoder or load(choice.backend, choice.precision)
             enc.clear_query_cache()  # of the check's queries

@@ -60,6 +60,10 @@ class SearchSettings(BaseSettings):
     passage_prompt: str = Field(default="passage: ", description="prefix of every skill passage, as the model was trained")
     max_seq_length: int | None = Field(default=None, ge=8, description="token limit; default: the model's own (512)")
     query_cache_size: int = Field(default=1024, ge=0, description="LRU cache of query embeddings (0 disables it)")
+    cache_dir: Path | None = Field(
+        default=None, description="onnx/openvino exports and ESCO_BACKEND=auto's checks; default: "
+        "$XDG_CACHE_HOME/esco-skill-search/backends (~/.cache/...)",
+    )
 
     # --- the store -------------------------------------------------------------------------------
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; unset: the embedded store")

@@ -318,7 +318,8 @@ def test_dockerfile_builds_torch_first_then_the_project() -> None:
     runs = [rest for word, rest in ins if word == "RUN"]
     torch_at = next(i for i, r in enumerate(runs) if "download.pytorch.org/whl/${TORCH_VARIANT}" in r)
     assert "--index-url" in runs[torch_at] and "torch" in runs[torch_at]
-    project_at = next(i for i, r in enumerate(runs) if re.search(r"pip install (--\S+ \S+ )*\.(\s|$)", r))
+    project = r"pip install (--\S+ \S+ )*(\.|\"\.\$\{EXTRAS\S*\")(\s|$)"  # `.`, or `".${EXTRAS:+...}"`
+    project_at = next(i for i, r in enumerate(runs) if re.search(project, r))
     assert torch_at < project_at, "torch must be installed before the project"
     assert "--constraint" in runs[project_at], "the project install must keep the torch build"
 

@@ -5,8 +5,14 @@ English) and reports the split the pipeline measures itself (``summary.seconds``
 tokenize, encode, write, verify_switch; encoding overlaps the writes, so the parts add up to more than the
 wall time), texts/s of the encoding, and the process's peak resident memory (``ru_maxrss``).
 
+"Outside the encoder" is the wall time less the encoding (``outside_encoder_share``). The writes run in a
+background thread beside the encoding and take CPU from it, which that share does not show; so
+``--encode-alone`` then encodes the same passages again, in the same batches, with nothing else running:
+``pipeline_overhead_share`` = (wall − model load − encoding alone) / wall is all the ingest costs beyond
+the encoder.
+
 Run: ``python -m benchmarks.bench_ingest [--model e5-small] [--backend openvino --precision int8]
-[--batch-size 16] [--limit N]``. The full release is 13,896 English skills: with the torch fp32 e5-small
+[--batch-size 16] [--upsert-batch-size 256] [--encode-alone] [--limit N]``. The full release is 13,896 English skills: with the torch fp32 e5-small
 on 2 shared cores that takes most of an hour; ``--limit`` ingests the first N skills only (said in the
 results).
 """
@@ -32,12 +38,31 @@ def peak_rss_mb() -> float:
     return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
 
 
+def encode_alone(settings, args) -> float:
+    """Seconds to encode the ingest's passages, in its order and batches, with nothing else running."""
+    from ingest.esco_csv import read_release
+    from ingest.pipeline import build_points, model_key
+    from search.encoders import load_encoder
+
+    enc = load_encoder(settings)
+    release = read_release([args.release], [args.language], limit=args.limit)
+    points = build_points(release, model_key(enc), enc.passage_prompt)
+    texts = sorted((p.text for p in points), key=len)  # the pipeline's order (length, then id)
+    t = time.perf_counter()
+    for i in range(0, len(texts), settings.batch_size):
+        enc.encode_passages(texts[i:i + settings.batch_size], batch_size=settings.batch_size)
+    return time.perf_counter() - t
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="e5-small", help="e5-small, xlmr-random or a path/hub id")
     ap.add_argument("--backend", default="torch")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--upsert-batch-size", type=int, default=None, help="points per write (default: the setting's)")
+    ap.add_argument("--encode-alone", action="store_true",
+                    help="then encode the same passages alone, to measure what the writes cost the encoder")
     ap.add_argument("--engine", default="edge", choices=["edge", "local"])
     ap.add_argument("--limit", type=int, default=None, help="only the first N skills (default: all)")
     ap.add_argument("--release", default=str(DEFAULT_RELEASE))
@@ -57,10 +82,12 @@ def main(argv: list[str] | None = None) -> int:
             _env_file=None, qdrant_path=folder / "store", embedded_engine=args.engine, collection="esco_skills",
             lock_dir=folder / "locks", model=model, backend=args.backend, precision=args.precision,
             batch_size=args.batch_size,
+            **({"upsert_batch_size": args.upsert_batch_size} if args.upsert_batch_size else {}),
         )  # type: ignore[call-arg]
         t = time.perf_counter()
         summary = run(settings, [args.release], [args.language], limit=args.limit, progress=False)
         wall = time.perf_counter() - t
+        alone = encode_alone(settings, args) if args.encode_alone else None
         store_mb = sum(f.stat().st_size for f in (folder / "store").rglob("*") if f.is_file()) / 2**20
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -73,9 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         "truncated_passages": summary.truncated_passages,
         "peak_rss_mb": round(peak_rss_mb(), 1), "rss_before_mb": round(rss_before, 1),
         "store_mb": round(store_mb, 1), "load_average": os.getloadavg(),
+        "encoder": summary.encoder.get("backend", "") + " " + summary.encoder.get("precision", ""),
+        "upsert_batch": settings.upsert_batch_size,
+        "outside_encoder_share": round((wall - secs["encode"]) / wall, 4),
     }
-    cols = ["model", "backend", "precision", "batch", "skills", "wall_s", "read_s", "load_model_s", "tokenize_s",
-            "encode_s", "write_s", "verify_switch_s", "encode_texts_per_s", "peak_rss_mb"]
+    if alone is not None:
+        row["encode_alone_s"] = round(alone, 3)
+        row["pipeline_overhead_share"] = round((wall - secs["load_model"] - alone) / wall, 4)
+    cols = ["model", "encoder", "batch", "upsert_batch", "skills", "wall_s", "read_s", "load_model_s", "tokenize_s",
+            "encode_s", "write_s", "verify_switch_s", "encode_texts_per_s", "outside_encoder_share", "encode_alone_s",
+            "pipeline_overhead_share", "peak_rss_mb"]
     print(table([row], cols))
     path = write_result(args.out, {"args": vars(args), "rows": [row], "summary": summary.to_dict()})
     print(f"\nwrote {path}")

@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -268,7 +269,8 @@ def choose_backend(
         return BackendChoice("torch", "fp32")
     path, key = _verdict_key(model, revision, device, (query_prompt, passage_prompt), cache_dir)
     checks: list[QualityCheck] = []
-    with _lock(path):  # two workers starting at once check once
+    # two workers starting at once check once; nothing the candidates print reaches stdout
+    with _lock(path), contextlib.redirect_stdout(sys.stderr):
         cached = _read_verdicts(path, key)
         reference: Any = None
         try:

@@ -42,6 +42,7 @@ import os
 import platform
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -439,7 +440,9 @@ def prepare_backend(
     fingerprint = _fingerprint(source / sub if sub else source)
     exported = False
 
-    with _export_lock(folder):
+    # NNCF and optimum draw progress bars on stdout: they go to stderr, so that `esco-search --json` and
+    # any other caller's stdout stay clean
+    with _export_lock(folder), contextlib.redirect_stdout(sys.stderr):
         if backend == "openvino":
             export_dir = tdir / "openvino"
             fp32 = "openvino_model.xml"

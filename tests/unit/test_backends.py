@@ -53,7 +53,7 @@ def _need(backend: str, precision: str) -> None:
 
 @pytest.mark.parametrize(("backend", "precision"), CASES)
 def test_export_is_cached_and_agrees_with_torch(
-    backend: str, precision: str, model_copy: Path, torch_fp32: np.ndarray
+    backend: str, precision: str, model_copy: Path, torch_fp32: np.ndarray, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _need(backend, precision)
     from search.encoders import SentenceTransformerEncoder
@@ -61,6 +61,7 @@ def test_export_is_cached_and_agrees_with_torch(
     # static int8 calibrates on every text it is given: a tenth of the default set keeps this test short
     kw = {"calibration_texts": CALIBRATION_TEXTS[::10]} if (backend, precision) == ("openvino", "int8") else {}
     first = prepare_backend(str(model_copy), backend, precision, **kw)
+    assert capsys.readouterr().out == "", "the export wrote to stdout (it would corrupt `esco-search --json`)"
     exported = model_copy / first.file
     assert first.path == str(model_copy) and exported.exists()
     mtime = exported.stat().st_mtime_ns

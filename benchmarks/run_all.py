@@ -21,7 +21,7 @@ BENCHMARKS: dict[str, dict[str, list[str]]] = {
     "bench_quality": {"full": [], "quick": ["--queries", "50", "--corpus", "300"]},
     "bench_query": {"full": [], "quick": ["--sizes", "14k", "--queries", "64", "--model", "e5-small",
                                           "--encoders", "torch:fp32"]},
-    "bench_ingest": {"full": ["--backend", "openvino", "--precision", "int8"], "quick": ["--limit", "300"]},
+    "bench_ingest": {"full": ["--encode-alone"], "quick": ["--limit", "300"]},
 }
 
 

@@ -7,10 +7,11 @@ prefixes are configured once, as sentence-transformers prompts, and applied by `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -90,6 +91,25 @@ def resolve_precision(precision: str, backend: str, device: str) -> str:
     if device.startswith("cpu") and cpu_has_bf16():
         return "bf16"
     return "fp32"
+
+
+class _DropOptimumProbeWarning(logging.Filter):
+    """optimum-intel warns "Could not infer whether the model was already converted ..." on every offline load
+    of a local folder (its hub-cache probe fails); the folder holds the export it then loads: nothing is wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Could not infer whether the model was already converted" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_optimum_probe() -> Iterator[None]:
+    log = logging.getLogger("optimum.intel.openvino.modeling_base")
+    flt = _DropOptimumProbeWarning()
+    log.addFilter(flt)
+    try:
+        yield
+    finally:
+        log.removeFilter(flt)
 
 
 def _default_device() -> str:
@@ -190,10 +210,11 @@ class SentenceTransformerEncoder:
             load_from, load_revision = prepared.path, None
             kwargs["model_kwargs"] = prepared.model_kwargs
         try:
-            st = SentenceTransformer(
-                load_from, device=self.device, prompts=prompts, default_prompt_name=None, revision=load_revision,
-                backend=self.backend, **kwargs,  # type: ignore[arg-type]
-            )
+            with _quiet_optimum_probe():
+                st = SentenceTransformer(
+                    load_from, device=self.device, prompts=prompts, default_prompt_name=None, revision=load_revision,
+                    backend=self.backend, **kwargs,  # type: ignore[arg-type]
+                )
         except OSError as exc:
             raise ConfigError(
                 f"cannot load the model {model!r}: {exc}. Set ESCO_MODEL to a local sentence-transformers "

@@ -8,6 +8,7 @@ transformers (see docs/benchmarks.md). The cache-location logic is checked with 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -188,3 +189,17 @@ def test_encoder_reports_missing_backend(minilm_path: str, monkeypatch: pytest.M
     monkeypatch.setattr(backends, "check_backend", refuse)
     with pytest.raises(ConfigError, match="extra"):
         SentenceTransformerEncoder(minilm_path, device="cpu", backend="openvino", precision="int8")
+
+
+def test_loading_an_openvino_export_offline_logs_no_false_alarm(model_copy: Path, caplog: pytest.LogCaptureFixture):
+    """optimum-intel's "Could not infer whether the model was already converted" on every offline load of a local
+    folder is dropped: the export is there and is what gets loaded."""
+    _need("openvino", "fp32")
+    from search.encoders import SentenceTransformerEncoder
+
+    prepare_backend(str(model_copy), "openvino", "fp32")
+    with caplog.at_level(logging.WARNING):
+        enc = SentenceTransformerEncoder(str(model_copy), device="cpu", backend="openvino", precision="fp32",
+                                         cache_size=0)
+    assert enc.encode_passages(["x"]).shape == (1, enc.dimension)
+    assert "Could not infer" not in caplog.text

@@ -231,18 +231,15 @@ def _write_verdicts(path: Path, key: dict[str, Any], checks: dict[str, Any]) -> 
 
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
+    """One check per model at a time; without the lock where the cache cannot be written."""
     from search.backends import _export_lock
 
-    try:
-        ctx = _export_lock(path.parent / "locks" / path.stem)
-        ctx.__enter__()
-    except OSError:  # a read-only cache: check without the lock
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_export_lock(path.parent / "locks" / path.stem))
+        except OSError:  # a read-only cache
+            pass
         yield
-        return
-    try:
-        yield
-    finally:
-        ctx.__exit__(None, None, None)
 
 
 def choose_backend(

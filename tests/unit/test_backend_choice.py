@@ -185,3 +185,17 @@ def test_fp16_on_a_cpu_is_refused_with_auto_too():
 def test_the_encoder_class_needs_a_concrete_backend(minilm_path):
     with pytest.raises(ConfigError, match="load_encoder"):
         SentenceTransformerEncoder(minilm_path, backend="auto")
+
+
+def test_a_cache_that_cannot_be_written_only_means_checking_again(two_candidates, minilm_path, tmp_path, caplog):
+    load, loads = two_candidates
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    kw = dict(device="cpu", query_prompt="query: ", passage_prompt="passage: ", load=load,
+              cache_dir=blocker / "cache")  # under a file: nothing can be created there
+    with caplog.at_level("WARNING"):
+        got = choose_backend(minilm_path, **kw)
+    assert (got.backend, got.precision) == ("torch", "bf16")
+    assert "cannot cache the backend check" in caplog.text
+    loads.clear()
+    assert (choose_backend(minilm_path, **kw).backend, loads[:1]) == ("torch", ["torch:fp32"])  # checked again

@@ -62,6 +62,7 @@ __all__ = [
     "cache_root",
     "check_backend",
     "prepare_backend",
+    "quiet_false_alarms",
 ]
 
 BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {
@@ -133,6 +134,38 @@ def _version(dist: str) -> str:
         return version(dist)
     except PackageNotFoundError:
         return "(not installed)"
+
+
+# --- log lines that are false alarms here ----------------------------------------------------------------
+_FALSE_ALARMS = {
+    # optimum-intel, on every offline load of a local folder (its hub-cache probe fails): the folder holds the
+    # export, which is what it then loads
+    "optimum.intel.openvino.modeling_base": "Could not infer whether the model was already converted",
+    # sentence-transformers, while exporting: this module saves every export (and finds it the next time)
+    "sentence_transformers.backend.utils": "model is heavily recommended to avoid having to export it again",
+}
+
+
+class _DropFalseAlarm(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_false_alarms() -> Iterator[None]:
+    """Drop the warnings of :data:`_FALSE_ALARMS` while a backend model is exported or loaded."""
+    added = [(logging.getLogger(name), _DropFalseAlarm(text)) for name, text in _FALSE_ALARMS.items()]
+    for log, flt in added:
+        log.addFilter(flt)
+    try:
+        yield
+    finally:
+        for log, flt in added:
+            log.removeFilter(flt)
 
 
 # --- where exports live -----------------------------------------------------------------------------------
@@ -442,7 +475,7 @@ def prepare_backend(
 
     # NNCF and optimum draw progress bars on stdout: they go to stderr, so that `esco-search --json` and
     # any other caller's stdout stay clean
-    with _export_lock(folder), contextlib.redirect_stdout(sys.stderr):
+    with _export_lock(folder), contextlib.redirect_stdout(sys.stderr), quiet_false_alarms():
         if backend == "openvino":
             export_dir = tdir / "openvino"
             fp32 = "openvino_model.xml"
@@ -456,8 +489,8 @@ def prepare_backend(
                 texts = list(calibration_texts or CALIBRATION_TEXTS)
                 texts_id = _texts_id(texts)
                 if exported or not _is_current(export_dir, file_name, fingerprint, calibration=texts_id):
-                    logger.warning("quantizing %s to int8 with NNCF on %d texts (once, a few minutes on a small "
-                                   "CPU; cached in %s)", model, len(texts), export_dir)
+                    logger.warning("quantizing %s to int8 with NNCF on %d texts (once: about a minute for a "
+                                   "base-size model on 2 cores; cached in %s)", model, len(texts), export_dir)
                     _export_openvino_int8(folder, tdir, fingerprint, file_name, texts, texts_id)
                     exported = True
             elif precision == "int8w":

@@ -7,11 +7,10 @@ prefixes are configured once, as sentence-transformers prompts, and applied by `
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -93,25 +92,6 @@ def resolve_precision(precision: str, backend: str, device: str) -> str:
     return "fp32"
 
 
-class _DropOptimumProbeWarning(logging.Filter):
-    """optimum-intel warns "Could not infer whether the model was already converted ..." on every offline load
-    of a local folder (its hub-cache probe fails); the folder holds the export it then loads: nothing is wrong."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Could not infer whether the model was already converted" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _quiet_optimum_probe() -> Iterator[None]:
-    log = logging.getLogger("optimum.intel.openvino.modeling_base")
-    flt = _DropOptimumProbeWarning()
-    log.addFilter(flt)
-    try:
-        yield
-    finally:
-        log.removeFilter(flt)
-
-
 def _default_device() -> str:
     import torch
 
@@ -186,6 +166,8 @@ class SentenceTransformerEncoder:
 
     # --- loading ---------------------------------------------------------------------------------
     def _load(self, model: str, revision: str | None) -> Any:
+        from search.backends import quiet_false_alarms
+
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a core dependency
@@ -210,7 +192,7 @@ class SentenceTransformerEncoder:
             load_from, load_revision = prepared.path, None
             kwargs["model_kwargs"] = prepared.model_kwargs
         try:
-            with _quiet_optimum_probe():
+            with quiet_false_alarms():
                 st = SentenceTransformer(
                     load_from, device=self.device, prompts=prompts, default_prompt_name=None, revision=load_revision,
                     backend=self.backend, **kwargs,  # type: ignore[arg-type]

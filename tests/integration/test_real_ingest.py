@@ -31,7 +31,7 @@ def _raw_relations(release_dir, skill_uri: str) -> tuple[set[str], set[str]]:
 
 def test_real_release_upgrade_encodes_only_the_difference(tmp_path, encoder):
     v110, v111 = real_release("v1.1.0"), real_release("v1.1.1")
-    settings = make_settings(tmp_path, "edge", model=encoder.model_name, batch_size=32)
+    settings = make_settings(tmp_path, "edge", model=encoder.model_name, batch_size=32, upsert_batch_size=256)
     first = run(settings, [v110], ["en"], encoder=encoder, progress=False)
     assert first.points_written == {"en": 13_891} and first.encoded == 13_891
     second = run(settings, [v111], ["en"], encoder=encoder, progress=False)

@@ -191,6 +191,7 @@ def _verdict_key(
     model: str, revision: str | None, device: str, prompts: tuple[str, str], cache_dir: str | Path | None
 ) -> tuple[Path, dict[str, Any]]:
     """The verdicts file of a model, and what must match for a verdict in it to hold."""
+    from search.backend_calibration import CALIBRATION_TEXTS
     from search.backend_check_set import CHECK_PASSAGES, CHECK_QUERIES
     from search.backends import _fingerprint, _resolve_source, _slug, _texts_id, cache_root
 
@@ -203,6 +204,7 @@ def _verdict_key(
         "prompts": list(prompts),
         "packages": _versions(),
         "check_set": _texts_id(list(CHECK_QUERIES) + list(CHECK_PASSAGES)),
+        "calibration": _texts_id(CALIBRATION_TEXTS),  # the int8 export's calibration set
         "thresholds": [MIN_MEAN_COSINE, MIN_COSINE, MAX_METRIC_DROP],
     }
     # one file per model and environment: two virtual environments on one machine keep their own verdicts
@@ -227,6 +229,16 @@ def _write_verdicts(path: Path, key: dict[str, Any], checks: dict[str, Any]) -> 
         os.replace(tmp, path)
     except OSError as exc:  # a read-only home: the check runs again next time, nothing breaks
         logger.warning("cannot cache the backend check in %s (%s): it will run again next time", path, exc)
+
+
+def _cached_check(entry: Any) -> QualityCheck | None:
+    """A verdict from the cache file, or None when there is none (or it cannot be read: checked anew)."""
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return QualityCheck(**{**entry, "reasons": tuple(entry.get("reasons", ()))})
+    except TypeError:
+        return None
 
 
 @contextlib.contextmanager
@@ -270,32 +282,28 @@ def choose_backend(
     with _lock(path), contextlib.redirect_stdout(sys.stderr):
         cached = _read_verdicts(path, key)
         reference: Any = None
-        try:
-            for backend, precision in todo:
-                if (backend, precision) == ("torch", "fp32"):
-                    return BackendChoice("torch", "fp32", tuple(checks))
-                name = f"{backend}:{precision}"
-                loaded = None
-                if name in cached:
-                    check = QualityCheck(**{**cached[name], "reasons": tuple(cached[name]["reasons"])})
-                else:
-                    if reference is None:
-                        logger.warning("ESCO_BACKEND=auto: checking the faster backends of %s against torch fp32 "
-                                       "(once for this model and machine; a minute or two)", model)
-                        reference = load("torch", "fp32")
-                    try:
-                        loaded = load(backend, precision)
-                        check = check_quality(loaded, reference)
-                    except ConfigError as exc:  # the export failed: that candidate is out, the next one is tried
-                        logger.warning("ESCO_BACKEND=auto: %s %s cannot be used (%s)", backend, precision, exc)
-                        continue
-                    cached[name] = asdict(check)
-                    _write_verdicts(path, key, cached)
-                checks.append(check)
-                if check.passed:
-                    logger.info("ESCO_BACKEND=auto: %s", check.summary())
-                    return BackendChoice(backend, precision, tuple(checks), loaded)
-                logger.warning("ESCO_BACKEND=auto: not using %s", check.summary())
-        finally:
-            del reference
+        for backend, precision in todo:
+            if (backend, precision) == ("torch", "fp32"):
+                return BackendChoice("torch", "fp32", tuple(checks))
+            name = f"{backend}:{precision}"
+            loaded = None
+            check = _cached_check(cached.get(name))
+            if check is None:
+                if reference is None:
+                    logger.warning("ESCO_BACKEND=auto: checking the faster backends of %s against torch fp32 "
+                                   "(once for this model and machine; a minute or two)", model)
+                    reference = load("torch", "fp32")
+                try:
+                    loaded = load(backend, precision)
+                    check = check_quality(loaded, reference)
+                except ConfigError as exc:  # the export failed: that candidate is out, the next one is tried
+                    logger.warning("ESCO_BACKEND=auto: %s %s cannot be used (%s)", backend, precision, exc)
+                    continue
+                cached[name] = asdict(check)
+                _write_verdicts(path, key, cached)
+            checks.append(check)
+            if check.passed:
+                logger.info("ESCO_BACKEND=auto: %s", check.summary())
+                return BackendChoice(backend, precision, tuple(checks), loaded)
+            logger.warning("ESCO_BACKEND=auto: not using %s", check.summary())
     return BackendChoice("torch", "fp32", tuple(checks))  # pragma: no cover - fp32 is always the last candidate

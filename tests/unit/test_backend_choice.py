@@ -112,6 +112,13 @@ def test_auto_takes_the_fastest_candidate_that_passes_and_checks_once(two_candid
     other = choose_backend(minilm_path, **{**kw, "query_prompt": "search_query: "})  # other prompts: checked anew
     assert loads and (other.backend, other.precision) == ("torch", "bf16")
 
+    saved["checks"]["openvino:int8"] = {"passed": True}  # a damaged entry is checked anew, not trusted
+    verdicts.write_text(json.dumps(saved))
+    loads.clear()
+    again = choose_backend(minilm_path, **kw)
+    assert loads == ["torch:fp32", "openvino:int8"]  # bf16's verdict is intact: read, not checked again
+    assert (again.backend, again.precision) == ("torch", "bf16") and not again.checks[0].passed
+
 
 def backend_choice_cache() -> Path:
     from search.backends import cache_root

@@ -26,7 +26,6 @@ import csv
 import io
 import os
 import re
-import unicodedata
 import zipfile
 import zlib
 from collections import Counter, defaultdict
@@ -36,6 +35,10 @@ from pathlib import Path
 
 from search.errors import ConfigError, EscoFormatError
 from search.schema import COLLECTIONS, ESCO_LANGUAGES, REUSE_LEVELS, SKILL_TYPES
+from search.text import clean_text
+from search.text import clean_text_flagged as _clean
+
+_LABEL_SEP = " | "
 
 __all__ = [
     "SkillRecord",
@@ -147,45 +150,6 @@ class Release:
     sources: tuple[str, ...]
     skills: dict[str, list[SkillRecord]]
     stats: ReadStats
-
-
-# --------------------------------------------------------------------------------------------------
-# Text cleaning
-
-# Invisible characters: control characters that are not whitespace, format characters (zero-width
-# space/joiners, bidi marks and embeddings, soft hyphen, BOM, word joiner, tags ...) and surrogates.
-# The Arabic/Syriac "prepended concatenation marks" (visible format characters) are kept.
-_INVISIBLE_RANGES = (
-    (0x00, 0x08), (0x0E, 0x1B), (0x7F, 0x84), (0x86, 0x9F), (0xAD, 0xAD), (0x61C, 0x61C),
-    (0x180E, 0x180E), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F),
-    (0xD800, 0xDFFF), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
-)  # fmt: skip
-_INVISIBLE = re.compile(
-    "[" + "".join(f"\\U{a:08x}-\\U{b:08x}" if a != b else f"\\U{a:08x}" for a, b in _INVISIBLE_RANGES) + "]"
-)
-_WHITESPACE = re.compile(r"\s+")
-_LABEL_SEP = " | "
-
-
-def _clean(s: str) -> tuple[str, bool]:
-    """clean_text, and whether invisible characters were removed."""
-    if not s:
-        return "", False
-    t = _INVISIBLE.sub("", s)
-    removed = len(t) != len(s)
-    if not t.isascii():
-        t = unicodedata.normalize("NFC", t)
-    return _WHITESPACE.sub(" ", t).strip(" "), removed
-
-
-def clean_text(s: str) -> str:
-    """NFC-normalise, drop invisible characters, collapse whitespace runs to one space, strip.
-
-    Invisible: zero-width characters, BOM, soft hyphen, bidi marks, control characters (other than
-    whitespace, which collapses to a space) and the other Unicode format characters. Idempotent.
-    """
-    return _clean(s)[0]
 
 
 def _uri(s: str) -> str:

@@ -7,7 +7,6 @@ import math
 import re
 import threading
 import time
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from search.errors import CollectionNotFound, InvalidFilter, InvalidQuery
 from search.schema import COLLECTIONS, REUSE_LEVELS, SKILL_TYPES, STATUSES, Field
 from search.settings import SearchSettings
 from search.store import Condition, Filter, ScoredPoint, Store, open_store
+from search.text import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +26,6 @@ MAX_LIMIT = 1000
 # Queries longer than this many characters are cut before tokenizing: the model reads 512 tokens at most,
 # and no tokenizer pass over a megabyte of text is needed to learn that.
 MAX_QUERY_CHARS = 20_000
-# Control and invisible characters, and lone surrogates (from a bad decode upstream), which the tokenizer
-# cannot take: each becomes a space.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ud800-\udfff]")
 _URI = re.compile(r"^https?://\S+$")
 
 
@@ -87,7 +84,7 @@ class SkillHit:
 
 
 def clean_query(text: object, max_chars: int = MAX_QUERY_CHARS) -> str:
-    """Validate and tidy a query: a non-blank string, control and invisible characters removed.
+    """Validate and tidy a query: a non-blank string, cleaned by the rule of stored passages (:func:`clean_text`).
 
     Raises:
         InvalidQuery: not a string, or empty once cleaned.
@@ -98,8 +95,7 @@ def clean_query(text: object, max_chars: int = MAX_QUERY_CHARS) -> str:
         logger.warning("query of %d characters cut to %d before encoding (the model reads at most 512 tokens)",
                        len(text), max_chars)
         text = text[:max_chars]
-    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", text))[:max_chars]  # NFC can lengthen a text
-    text = " ".join(text.split())
+    text = clean_text(text)[:max_chars]  # NFC can lengthen a text
     if not text:
         raise InvalidQuery("the query is empty or blank: give a text to search for, e.g. 'repair bicycles'")
     return text

@@ -29,15 +29,17 @@ from search.errors import InvalidFilter, InvalidQuery
 from search.schema import COLLECTIONS, REUSE_LEVELS, SKILL_TYPES, STATUSES, Field
 from search.service import MAX_LIMIT, build_filter, clean_query
 
-# Characters that must never survive clean_query: C0/C1 controls, zero-width and bidi controls, BOM.
+# Characters that must never survive clean_query: C0/C1 controls, zero-width and bidi controls, BOM, and
+# the other format characters that stored passages lose (soft hyphen, U+2066-206F, U+180E, U+061C).
 INVISIBLE = set(
     [chr(c) for c in range(0x00, 0x20)] + [chr(c) for c in range(0x7F, 0xA0)]
     + [chr(c) for c in range(0x200B, 0x2010)] + [chr(c) for c in range(0x2028, 0x202F)]
     + [chr(c) for c in range(0x2060, 0x2065)] + ["\ufeff"]
+    + [chr(c) for c in range(0x2066, 0x2070)] + ["\u00ad", "\u180e", "\u061c"]
 )
 TRICKY = (
     " \t\n\r\x0b\x0c\x00\x01\x1b\x1f\x7f\x80\x85\x9f\xa0\u1680\u2000\u2007\u200a\u200b\u200c\u200d\u200e\u200f"
-    "\u2028\u2029\u202a\u202e\u202f\u205f\u2060\u2064\u2066\u3000\ufeff"
+    "\u2028\u2029\u202a\u202e\u202f\u205f\u2060\u2064\u2066\u206f\u00ad\u180e\u061c\u3000\ufeff"
     "aZ9éñß\u0301\u0308\u0958\u212b\u1e9b\u0323\ufb01\u00bd\U0001f600\U0001d11e\u05d0\u0627\u4e2d"
 )
 # Any text but lone surrogates (test_lone_surrogate_* covers those), and text made of the tricky ones.
@@ -85,8 +87,9 @@ def test_a_clean_query_is_non_empty_visible_single_spaced_nfc_and_idempotent(tex
     assert all(c == " " or not c.isspace() for c in q) and "  " not in q
     assert unicodedata.is_normalized("NFC", q)
     assert clean_query(q) == q
-    # Nothing visible is lost: the words are those of the text, control characters taken as spaces.
-    visible = "".join(" " if c in INVISIBLE else c for c in text)
+    # Nothing visible is lost: the words are those of the text, with invisible characters dropped and
+    # whitespace (also the control characters that are whitespace) taken as spaces: the rule of passages.
+    visible = "".join(" " if c.isspace() else "" if c in INVISIBLE else c for c in text)
     assert q.split() == unicodedata.normalize("NFC", visible).split()
 
 
@@ -99,6 +102,14 @@ def test_long_queries_are_cut_before_anything_else(text: str, max_chars: int):
         assert _only_blank_or_invisible(text[:max_chars])
         return
     assert q == clean_query(text[:max_chars], max_chars=max_chars)
+
+
+def test_queries_are_cleaned_by_the_rule_of_stored_passages():
+    from search.text import clean_text
+
+    for raw in ("B\u00e4cker\u00adei", "Bäcker\u2066ei\u2069", "data\u180e base", "\u061cمهارة", "a\u00a0\u2009b"):
+        assert clean_query(raw) == clean_text(raw)
+    assert clean_query("B\u00e4cker\u00adei") == "Bäckerei"
 
 
 def test_a_clean_query_is_never_longer_than_max_chars():

@@ -71,9 +71,9 @@ def queries_from(records: Sequence[Any], n: int, seed: int) -> list[str]:
 def build_store(settings: Any, enc: Any, records: Sequence[Any], size: int, encode_passages: bool,
                 seed: int, light: bool = False) -> tuple[Any, float]:
     """Create the collection behind ``settings.collection``; returns (store, seconds to write it)."""
-    from ingest.pipeline import payload_of
+    from ingest.points import payload_of
     from search.schema import KEYWORD_FIELDS, passage_text
-    from search.store import CollectionParams, StoredPoint, open_store
+    from search.stores import CollectionParams, StoredPoint, open_store
 
     store = open_store(settings)
     name = f"{settings.collection}__bench__{size}"

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from search.schema import KEYWORD_FIELDS  # noqa: E402
-from search.store import CollectionParams, Condition, Filter, StoredPoint  # noqa: E402
+from search.stores import CollectionParams, Condition, Filter, StoredPoint  # noqa: E402
 
 OCCUPATIONS = 3000
 OCC = "http://data.europa.eu/esco/occupation/{}"

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_stores import make_data, make_queries  # noqa: E402
 
-from search.store import CollectionParams, Condition, Filter, StoredPoint  # noqa: E402
+from search.stores import CollectionParams, Condition, Filter, StoredPoint  # noqa: E402
 from search.stores.edge import EdgeStore  # noqa: E402
 
 
@@ -122,7 +122,7 @@ def main() -> int:
             results["exact_ms"] = exact_ms
             for acorn in args.acorn:
                 # The store reads ACORN's selectivity limit from the collection's params at each search.
-                store._handles["r"].params.extra["acorn_max_selectivity"] = acorn
+                store._pool.handles["r"].params.extra["acorn_max_selectivity"] = acorn
                 for ef in args.ef:
                     row: dict[str, Any] = {"full_scan_threshold": fs, "hnsw_ef": ef, "payload_m": args.payload_m,
                                            "acorn_max_selectivity": acorn, "build_s": round(build, 1)}

@@ -15,7 +15,7 @@ from search.encoders import Encoder, SentenceTransformerEncoder, load_encoder
 from search.errors import CollectionNotFound, InvalidFilter, InvalidQuery
 from search.schema import COLLECTIONS, REUSE_LEVELS, SKILL_TYPES, STATUSES, Field
 from search.settings import SearchSettings
-from search.store import Condition, Filter, ScoredPoint, Store, open_store
+from search.stores import Condition, Filter, ScoredPoint, Store, open_store
 from search.text import clean_text
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from tenacity import (
 )
 
 from search.errors import CollectionNotFound, ConfigError, QdrantUnavailable, SearchError, StoreLocked
-from search.store import CollectionParams, Filter, ScoredPoint, StoredPoint
+from search.stores.base import CollectionParams, Filter, ScoredPoint, StoredPoint
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def _vec(v: Any) -> list[float] | None:
 
 
 class QdrantClientStore:
-    """A :class:`~search.store.Store` on ``qdrant-client`` (server, or local mode)."""
+    """A :class:`~search.stores.Store` on ``qdrant-client`` (server, or local mode)."""
 
     def __init__(self, client: QdrantClient, kind: str, where: str, *, retries: int = 5,
                  max_wait: float = 10.0) -> None:

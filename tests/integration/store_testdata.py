@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from search.schema import KEYWORD_FIELDS, point_id
-from search.store import Filter, ScoredPoint, StoredPoint
+from search.stores import Filter, ScoredPoint, StoredPoint
 
 SKILL_TYPES = ("skill/competence", "knowledge")
 REUSE_LEVELS = ("transversal", "cross-sector", "sector-specific", "occupation-specific")

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.pipeline import run
+from ingest.build import run
 from ingest.settings import IngestSettings
 from search import SkillSearch
 from search.errors import CollectionNotFound, QdrantUnavailable
-from search.store import open_store
+from search.stores import open_store
 from search.stores.qdrant import QdrantClientStore
 from tests.fault_server import CREATE, QUERY, UPSERT, FaultServer
 from tests.helpers import MINI_V11, MINI_V12, ROOT, all_points, fixtures
@@ -150,7 +150,7 @@ def cli(monkeypatch, capsys, memo, tmp_path):
     The model is the session's encoder (no reload); everything else comes from the environment.
     """
     monkeypatch.chdir(tmp_path)  # no developer .env
-    monkeypatch.setattr("ingest.pipeline.load_encoder", lambda settings: memo)
+    monkeypatch.setattr("ingest.build.load_encoder", lambda settings: memo)
     monkeypatch.setattr("search.service.load_encoder", lambda settings: memo)
 
     def call(tool: str, args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
@@ -189,7 +189,7 @@ def served(memo, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as m:
         m.chdir(tmp)
-        m.setattr("ingest.pipeline.load_encoder", lambda settings: memo)
+        m.setattr("ingest.build.load_encoder", lambda settings: memo)
         for k, v in env.items():
             m.setenv(k, v)
         out = io.StringIO()

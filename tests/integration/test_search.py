@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from ingest.pipeline import run
+from ingest.build import run
 from search import (
     CollectionNotFound,
     EncoderMismatch,
@@ -21,7 +21,7 @@ from search import (
 )
 from search.schema import Field
 from search.service import build_filter
-from search.store import open_store
+from search.stores import open_store
 from tests.conftest import STORE_KINDS, settings_for
 from tests.helpers import MINI_V11, all_points, brute_force, fixtures
 

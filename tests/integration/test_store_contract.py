@@ -16,7 +16,7 @@ import pytest
 
 from search.errors import CollectionNotFound, SearchError
 from search.schema import KEYWORD_FIELDS
-from search.store import CollectionParams, Condition, Filter, StoredPoint, Store
+from search.stores import CollectionParams, Condition, Filter, StoredPoint, Store
 from store_testdata import (
     Dataset,
     assert_same_hits,
@@ -59,10 +59,10 @@ def _open(kind: str, request: pytest.FixtureRequest, tmp: object) -> Store:
 
         return EdgeStore(tmp)  # type: ignore[arg-type]
     if kind == "local":
-        try:
-            from search.stores.qdrant import QdrantClientStore
-        except ImportError as exc:  # pragma: no cover - until the qdrant-client store exists
-            pytest.skip(f"search.stores.qdrant is not available: {exc}")
+        # Skip only when the third-party client is missing; a broken project module fails the test.
+        pytest.importorskip("qdrant_client", reason="qdrant-client is not installed")
+        from search.stores.qdrant import QdrantClientStore
+
         return QdrantClientStore.local(tmp)  # type: ignore[arg-type]
     try:
         url = request.getfixturevalue("qdrant_server_url")
@@ -254,30 +254,6 @@ def test_payload_value_types_roundtrip(ctx: _Ctx, data: Dataset) -> None:
     assert got.payload == payload
 
 
-def test_set_payload_overwrites_keys_and_keeps_vectors(ctx: _Ctx, data: Dataset) -> None:
-    name = _scratch(ctx, data, "setpayload")
-    a, b = data.points[0], data.points[3]
-    ctx.store.set_payload(name, {a.id: {"skill_type": "knowledge", "extra": "x"}, b.id: {"collections": ["green", "new"]}})
-    ga, gb = sorted(ctx.store.retrieve(name, [a.id, b.id], with_vectors=True), key=lambda p: p.id != a.id)
-    assert ga.payload == {**a.payload, "skill_type": "knowledge", "extra": "x"}
-    assert gb.payload == {**b.payload, "collections": ["green", "new"]}
-    for got, orig in ((ga, a), (gb, b)):
-        assert np.allclose(np.asarray(got.vector) / np.linalg.norm(got.vector), orig.vector, atol=1e-5)
-    # the new value is filterable, and the point is still found by its vector
-    hits, = ctx.store.search(name, [b.vector], filter=Filter((Condition("collections", ("new",)),)), limit=5)
-    assert [h.id for h in hits] == [b.id] and hits[0].score > 0.9999
-
-
-def test_delete_points(ctx: _Ctx, data: Dataset) -> None:
-    name = _scratch(ctx, data, "delete")
-    gone = [data.points[i].id for i in (1, 2, 10)]
-    ctx.store.delete_points(name, gone)
-    assert ctx.store.count(name) == 57
-    assert ctx.store.retrieve(name, gone) == []
-    hits, = ctx.store.search(name, [data.points[1].vector], limit=60)
-    assert not set(gone) & {h.id for h in hits}
-
-
 # --- collections, aliases, metadata ----------------------------------------------------------------
 
 
@@ -340,10 +316,8 @@ def test_edge_and_local_agree(tmp_path: object, data: Dataset) -> None:
     """The same data in both embedded engines: same hits, same scores, filters and grouping included."""
     from search.stores.edge import EdgeStore
 
-    try:
-        from search.stores.qdrant import QdrantClientStore
-    except ImportError as exc:  # pragma: no cover
-        pytest.skip(f"search.stores.qdrant is not available: {exc}")
+    pytest.importorskip("qdrant_client", reason="qdrant-client is not installed")
+    from search.stores.qdrant import QdrantClientStore
     import pathlib
 
     root = pathlib.Path(str(tmp_path))

@@ -1,15 +1,9 @@
-"""One small interface over the Qdrant stores, shared by ``ingest`` and ``search``.
+"""The neutral types of the store interface: what ``ingest`` and ``search`` say to any Qdrant store.
 
-Three implementations, chosen by :func:`open_store` from the settings:
-
-* ``server``: a Qdrant server (or cluster) through ``qdrant-client`` (:mod:`search.stores.qdrant`);
-* ``edge``: Qdrant's own engine in-process through ``qdrant-edge-py`` (:mod:`search.stores.edge`), the
-  embedded default;
-* ``local``: qdrant-client's local mode (:mod:`search.stores.qdrant`), pure Python, exact search.
-
-Neither the worker nor the searcher cares which one it talks to. Filters are expressed in the neutral
-:class:`Filter` (an AND of "field matches any of these values") and each store turns them into its own
-filter conditions, so filtering always happens inside the vector search, never afterwards in Python.
+:class:`Store` is the protocol each implementation in :mod:`search.stores` follows; :class:`Filter`
+(an AND of "field matches any of these values") is turned by each store into its own filter conditions,
+so filtering always happens inside the vector search, never afterwards in Python. This module imports
+nothing of the project: every other module of ``search.stores`` builds on it.
 """
 
 from __future__ import annotations
@@ -25,7 +19,6 @@ __all__ = [
     "ScoredPoint",
     "CollectionParams",
     "Store",
-    "open_store",
 ]
 
 
@@ -152,12 +145,6 @@ class Store(Protocol):
     # --- points ----------------------------------------------------------------------------------
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None: ...
 
-    def set_payload(self, name: str, payloads: Mapping[str, Mapping[str, Any]]) -> None:
-        """Overwrite the given payload keys of the given point ids, leaving vectors untouched."""
-        ...
-
-    def delete_points(self, name: str, ids: Sequence[str]) -> None: ...
-
     def count(self, name: str, filter: Filter | None = None) -> int: ...
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]: ...
@@ -189,24 +176,3 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def open_store(settings: Any) -> Store:
-    """Open the store the settings name (a :class:`search.settings.SearchSettings`).
-
-    Raises:
-        QdrantUnavailable: the server cannot be reached.
-        StoreLocked: the embedded store is opened by another process.
-    """
-    kind = settings.store_kind
-    if kind == "server":
-        from search.stores.qdrant import QdrantClientStore
-
-        return QdrantClientStore.connect(settings)
-    if kind == "local":
-        from search.stores.qdrant import QdrantClientStore
-
-        return QdrantClientStore.local(settings.store_path)
-    from search.stores.edge import EdgeStore
-
-    return EdgeStore(settings.store_path)

@@ -93,7 +93,6 @@ def _blocks(text: str) -> list[tuple[int, int, bool]]:
     wrap: the line above is not a list line, does not end a sentence, and is long or this one starts small."""
     blocks: list[list[int | bool]] = []
     prev_open = False  # the last block may take a continuation line
-    prev_len = 0  # width of the line above
     for ls, le in _lines(text):
         s, e = _strip(text, ls, le)
         if s == e or not _WORD.search(text, s, e):
@@ -102,19 +101,18 @@ def _blocks(text: str) -> list[tuple[int, int, bool]]:
         m = _MARKER.match(text, s, e)
         if m and m.end() < e:
             blocks.append([m.end(), e, True])
-            prev_open, prev_len = True, e - s
+            prev_open = True
             continue
         if prev_open and blocks:
             last = text[int(blocks[-1][1]) - 1]
-            # a hard wrap: the line above does not end a sentence, and this one starts small or the one
-            # above has the width of wrapped text (lines of a list are short, soft-wrapped lines longer)
-            if last not in _TERMINAL and (text[s].islower() or 50 <= prev_len <= 100):
+            # a hard wrap: the line above does not end a sentence, and this line starts small or the one
+            # above breaks off mid-phrase (a comma, a hyphen); a capital after a plain word starts a new line
+            # of a list (German nouns wrapped onto a new line are cut there: both parts are still searched)
+            if last not in _TERMINAL and (text[s].islower() or last in ",-–(/&" or text[s].isdigit()):
                 blocks[-1][1] = e
-                prev_len = e - s
                 continue
         blocks.append([s, e, False])
         prev_open = True
-        prev_len = e - s
     return [(int(a), int(b), bool(c)) for a, b, c in blocks]
 
 

@@ -161,7 +161,7 @@ def segment(
             chunk = text[ps:pe]
             for ss, se in split(chunk, language):
                 a, b = _strip(text, ps + ss, ps + se)
-                if a < b:
+                if a < b and _WORD.search(text, a, b):  # a stray bullet or rule is no segment
                     frags.extend(_split_clauses(text, a, b, min_clause_words))
         frags = _merge_short(text, frags, min_words)
         single_line = len(frags) == 1 and "\n" not in text[bs:be]

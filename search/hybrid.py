@@ -1,0 +1,413 @@
+"""Hybrid retrieval: the representations of a skill point, its BM25 terms and exact-label keys, and the numpy
+reference of every search mode.
+
+One point per skill and language carries three representations (see ``docs/hybrid.md``):
+
+* ``passage`` (dense): ``passage: <preferred label>: <description>``, today's trained form;
+* ``labels`` (multivector, MaxSim): the preferred, alternative and hidden labels, each encoded as a query
+  (``query: <label>``), deduplicated by :func:`label_key`;
+* ``bm25`` (sparse, the engine's IDF modifier): BM25 term weights of the labels, from Qdrant's own BM25
+  tokenizer (Snowball stemmer and stopwords of the point's language), the same for the edge store and a server;
+
+and a keyword payload field ``label_keys`` (:func:`label_key` of every label) for exact-label promotion.
+
+Search modes:
+
+* ``dense``: the passage vector alone (today's search); ``score`` is its cosine;
+* ``hybrid``: one Query API request, a prefetch per representation under the same filter, fused by weighted
+  RRF in the engine; a skill whose label equals the query (:func:`label_key`) comes first. ``score`` stays a
+  cosine: the best of the query's cosine with the passage and with the labels (:func:`display_score`); hits are
+  ordered by the fused rank, and a threshold drops hits whose ``score`` is below it.
+
+This module is the bottom layer of hybrid search: it imports numpy and ``search.text`` / ``search.schema``
+only; Qdrant's BM25 tokenizer (``qdrant_edge.Bm25``, pure client-side) is imported when the first BM25
+vector is built. The numpy reference (:class:`ExactIndex`) computes the engine's fusion exactly (Qdrant's
+RRF formula, float32), so that an index/exact comparison stays 1.000 on the embedded store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+
+from search.schema import text_hash
+from search.text import clean_text
+
+__all__ = [
+    "DENSE", "HYBRID", "MODES", "DEFAULT_MODE",
+    "PASSAGE", "LABELS", "BM25", "LABEL_KEYS_FIELD", "REPRESENTATIONS", "LABELS_PROMPT",
+    "FusionParams", "HYBRID_FUSION", "PROMOTION_BOOST",
+    "check_mode", "missing_representations", "mode_refusal",
+    "label_key", "skill_labels", "label_keys", "bm25_document",
+    "SparseTerms", "Bm25Terms", "bm25_language", "idf",
+    "representation_hash", "rrf_position_score", "rrf_fuse", "display_score",
+    "ExactIndex", "RefHit",
+]
+
+# --- modes and representations ------------------------------------------------------------------------
+DENSE: Final = "dense"
+HYBRID: Final = "hybrid"
+MODES: Final[tuple[str, ...]] = (DENSE, HYBRID)
+DEFAULT_MODE: Final = HYBRID
+
+PASSAGE: Final = "passage"  # named dense vector: the trained passage
+LABELS: Final = "labels"  # named multivector (MaxSim): one row per distinct label
+BM25: Final = "bm25"  # named sparse vector (Modifier.IDF): BM25 weights of the labels
+LABEL_KEYS_FIELD: Final = "label_keys"  # keyword payload: label_key() of every label
+# The prompt of the label rows: labels are short like queries, and "query: " beat "passage: " (docs/hybrid.md).
+LABELS_PROMPT: Final = "query: "
+
+# What each mode needs the collection to hold.
+REPRESENTATIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    DENSE: (PASSAGE,),
+    HYBRID: (PASSAGE, LABELS, BM25),
+}
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """How the engine fuses the prefetches of a hybrid query.
+
+    ``weights`` are in the order of ``representations``; the fused score of a point is Qdrant's weighted RRF
+    ``sum_r 1 / ((position_r + 1) / weight_r + k - 1)`` over the representations whose top ``prefetch_limit``
+    hold it (position from 0; with weight 1 that is ``1 / (position + k)``, the paper's RRF with its constant
+    ``k - 1``). ``promote_exact``: skills with a label equal to the query come first.
+    """
+
+    representations: tuple[str, ...] = (PASSAGE, LABELS, BM25)
+    k: int = 10
+    weights: tuple[float, ...] = (1.0, 1.0, 0.5)
+    prefetch_limit: int = 100
+    promote_exact: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.representations):
+            raise ValueError(f"{len(self.weights)} weights for {len(self.representations)} representations")
+        if self.k < 1:
+            raise ValueError(f"RRF k must be >= 1 (Qdrant's minimum), got {self.k}")
+        if any(w <= 0 for w in self.weights):
+            raise ValueError(f"RRF weights must be > 0, got {self.weights}")
+        if self.prefetch_limit < 1:
+            raise ValueError(f"prefetch_limit must be >= 1, got {self.prefetch_limit}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": "rrf", "representations": list(self.representations), "k": self.k,
+                "weights": list(self.weights), "prefetch_limit": self.prefetch_limit,
+                "promote_exact": self.promote_exact}
+
+
+HYBRID_FUSION: Final = FusionParams()
+# Added to the fused score of a skill whose label_keys hold the query's key: above any RRF sum (< 1 per
+# representation), so promoted skills come first and keep their fused order among themselves.
+PROMOTION_BOOST: Final = 1000.0
+
+
+def check_mode(mode: object) -> str:
+    """The mode name, validated; raises ValueError naming the valid modes."""
+    if not isinstance(mode, str) or mode.strip().lower() not in MODES:
+        raise ValueError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)} (ESCO_SEARCH_MODE or mode=)")
+    return mode.strip().lower()
+
+
+def missing_representations(mode: str, metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """The representations ``mode`` needs that the collection's metadata does not record.
+
+    A collection written before hybrid search records none: it has the passage vector only.
+    """
+    have = set((metadata.get("representations") or {PASSAGE: {}}).keys())
+    return tuple(r for r in REPRESENTATIONS[check_mode(mode)] if r not in have)
+
+
+def mode_refusal(mode: str, metadata: Mapping[str, Any], collection: str) -> str | None:
+    """Why ``collection`` cannot be searched in ``mode`` (a message naming the fix), or None when it can."""
+    missing = missing_representations(mode, metadata)
+    if not missing:
+        return None
+    return (f"collection {collection!r} was built without the {', '.join(missing)} representation"
+            f"{'s' if len(missing) > 1 else ''} that search mode {mode!r} needs: search with mode='dense' "
+            f"(ESCO_SEARCH_MODE=dense, --mode dense), or re-ingest the release with this version "
+            f"(`esco-ingest run ...`) to write every representation")
+
+
+# --- labels ---------------------------------------------------------------------------------------------
+def label_key(text: str) -> str:
+    """The exact-match key of a label or a query: the passages' cleaning rule (:func:`clean_text`), casefolded."""
+    return clean_text(text).casefold()
+
+
+def skill_labels(preferred: str, alternatives: Iterable[str] = (), hidden: Iterable[str] = ()) -> list[str]:
+    """The distinct labels of a skill (cleaned), preferred first: one row each in the ``labels`` multivector."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for raw in (preferred, *alternatives, *hidden):
+        text = clean_text(raw)
+        key = text.casefold()
+        if text and key not in seen:
+            seen.add(key)
+            out.append(text)
+    return out
+
+
+def label_keys(labels: Iterable[str]) -> list[str]:
+    """The ``label_keys`` payload of a skill: :func:`label_key` of each label, distinct, in order."""
+    return list(dict.fromkeys(k for k in map(label_key, labels) if k))
+
+
+def bm25_document(labels: Sequence[str]) -> str:
+    """The text BM25 indexes for a skill: its labels, joined (the description did not help: docs/hybrid.md)."""
+    return " ; ".join(labels)
+
+
+# --- BM25 -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SparseTerms:
+    """A sparse vector: term ids (hashes) and weights, as the stores take them."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+# ESCO language -> Snowball stemmer/stopword language of Qdrant's BM25; other languages are lowercased and
+# tokenized (multilingual tokenizer) without stemming or stopwords.
+_BM25_LANGUAGES: Final = {
+    "ar": "arabic", "da": "danish", "de": "german", "el": "greek", "en": "english", "es": "spanish",
+    "fi": "finnish", "fr": "french", "hu": "hungarian", "it": "italian", "nl": "dutch", "no": "norwegian",
+    "pt": "portuguese", "ro": "romanian", "sv": "swedish",
+}
+# Average BM25 document length (tokens) assumed before a release is measured; ingest records the real one.
+DEFAULT_AVG_LEN: Final = 12.0
+TIE_BREAK: Final = 1e-4  # relative spread of BM25 weights across points (Bm25Terms.document)
+BM25_K: Final = 1.2
+BM25_B: Final = 0.75
+
+
+def bm25_language(language: str) -> str | None:
+    """The stemmer language of Qdrant's BM25 for an ESCO language code, or None (no stemming)."""
+    return _BM25_LANGUAGES.get(language)
+
+
+class Bm25Terms:
+    """BM25 sparse vectors of documents and queries in one language, by Qdrant's client-side ``Bm25``.
+
+    Documents get BM25 term-frequency weights (``k``, ``b``, ``avg_len``); queries weight each distinct term
+    1.0; the store multiplies by IDF (``Modifier.IDF``), so a query scores ``sum idf(t) * w_doc(t)``.
+    Term ids are hashes of the stemmed tokens: the searcher must build queries with the configuration the
+    ingest recorded (:meth:`describe`).
+    """
+
+    def __init__(self, language: str = "en", avg_len: float = DEFAULT_AVG_LEN,
+                 k: float = BM25_K, b: float = BM25_B) -> None:
+        if not avg_len > 0:
+            raise ValueError(f"avg_len must be > 0, got {avg_len!r}")
+        import qdrant_edge as qe  # the engine's tokenizer; no model download
+
+        self.language = language
+        self.avg_len = float(avg_len)
+        self.k = float(k)
+        self.b = float(b)
+        stem = bm25_language(language)
+        if stem is not None:
+            config = qe.Bm25Config(k=self.k, b=self.b, avg_len=self.avg_len, language=stem)
+        else:
+            config = qe.Bm25Config(k=self.k, b=self.b, avg_len=self.avg_len, tokenizer=qe.TokenizerType.Multilingual,
+                                   stemmer=qe.DisabledStemmer(), stopwords=qe.StopwordsSet(custom=set()))
+        self._model = qe.Bm25(config)
+
+    def document(self, text: str, tie_break: str = "") -> SparseTerms:
+        """The BM25 vector of a skill's :func:`bm25_document`.
+
+        ``tie_break`` (the point id): scales the weights by ``1 + 1e-4 * u`` with ``u`` in [0, 1) from a hash of
+        it. Skills with the same label words would tie on BM25 and the engine orders ties arbitrarily; with this
+        they never tie, the scores move by at most 0.01 %, and the numpy reference ranks exactly like the engine.
+        """
+        sv = self._model.embed_document(clean_text(text))
+        scale = np.float32(1.0 + TIE_BREAK * _unit_hash(tie_break)) if tie_break else np.float32(1.0)
+        return SparseTerms(tuple(int(i) for i in sv.indices), tuple(float(np.float32(v) * scale) for v in sv.values))
+
+    def query(self, text: str) -> SparseTerms:
+        """The BM25 vector of a query (may be empty: only stopwords)."""
+        sv = self._model.embed_query(clean_text(text))
+        return SparseTerms(tuple(int(i) for i in sv.indices), tuple(float(v) for v in sv.values))
+
+    def token_count(self, text: str) -> int:
+        """Distinct terms of a text, to measure a release's average document length."""
+        return len(self._model.embed_query(clean_text(text)).indices)
+
+    def describe(self) -> dict[str, Any]:
+        """What the collection's metadata records, and the searcher checks, about these term vectors."""
+        return {"tokenizer": "qdrant_edge.Bm25", "language": self.language, "stemmer": bm25_language(self.language),
+                "k": self.k, "b": self.b, "avg_len": self.avg_len,
+                "probe": list(self.query("Repairing bicycles and managing C++ projects").indices)}
+
+
+def idf(df: np.ndarray | Sequence[int], n: int) -> np.ndarray:
+    """Qdrant's IDF modifier: ``ln(1 + (n - df + 0.5) / (df + 0.5))`` over ``n`` points with the vector."""
+    d = np.asarray(df, dtype=np.float64)
+    return np.log1p((n - d + 0.5) / (d + 0.5)).astype(np.float32)
+
+
+# --- text hashes ------------------------------------------------------------------------------------------
+def representation_hash(model_key: str, representation: str, texts: Sequence[str], prompt: str = "") -> str:
+    """Content hash of one representation of a point: re-encode it only when this changes.
+
+    ``texts``: the passage (one text), the labels (one per row) or the BM25 document; for ``bm25`` pass the
+    tokenizer's :meth:`Bm25Terms.describe` (without avg_len) as ``model_key``.
+    """
+    return text_hash(f"{model_key}|{representation}", prompt, "\x1f".join(texts))
+
+
+# --- the numpy reference ------------------------------------------------------------------------------------
+def rrf_position_score(position: int, k: int, weight: float = 1.0) -> float:
+    """Qdrant's weighted RRF term of a point at ``position`` (from 0): ``1 / ((position + 1) / weight + k - 1)``."""
+    if weight <= 0:
+        return 0.0
+    return float(np.float32(1.0) / (np.float32(position + 1) / np.float32(weight) + np.float32(k) - np.float32(1.0)))
+
+
+def rrf_fuse(rankings: Sequence[Sequence[str]], k: int, weights: Sequence[float] | None = None) -> dict[str, float]:
+    """Fused RRF score of every id in any ranking (best first each), summed in float32 as the engine does."""
+    if weights is None:
+        weights = [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
+    out: dict[str, np.float32] = {}
+    for ranking, w in zip(rankings, weights):
+        for pos, pid in enumerate(ranking):
+            out[pid] = np.float32(out.get(pid, np.float32(0.0)) + np.float32(rrf_position_score(pos, k, w)))
+    return {pid: float(s) for pid, s in out.items()}
+
+
+def display_score(passage_cosine: float, labels_cosine: float | None) -> float:
+    """The ``score`` of a hybrid hit: the best cosine of the query with the passage and with any label."""
+    return float(passage_cosine if labels_cosine is None else max(passage_cosine, labels_cosine))
+
+
+@dataclass(frozen=True)
+class RefHit:
+    """A hit of the reference: point id, fused score (what orders hits) and ``score`` (a cosine)."""
+
+    id: str
+    fused: float
+    score: float
+
+
+@dataclass
+class ExactIndex:
+    """Every stored representation of a collection in numpy, searched exactly like the engine fuses them.
+
+    Build it with :meth:`from_points` from the points a store scrolls (vectors by name, payload). Filters
+    are a boolean mask over ``ids`` (the evaluation evaluates its :class:`Filter` on the payloads).
+    """
+
+    ids: list[str]
+    passage: np.ndarray  # (n, d) float32, unit rows
+    label_rows: np.ndarray | None = None  # (m, d) float32: every point's label rows, point after point
+    label_start: np.ndarray | None = None  # (n,) first row of each point in label_rows (each has >= 1 row)
+    keys: list[frozenset[str]] = field(default_factory=list)
+    _terms: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _idf: dict[int, np.float32] = field(default_factory=dict)
+
+    @classmethod
+    def from_points(cls, points: Iterable[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> ExactIndex:
+        """``points``: ``(id, vectors, payload)`` with ``vectors[PASSAGE]`` and, for hybrid, ``vectors[LABELS]``
+        (rows) and ``vectors[BM25]`` (:class:`SparseTerms` or ``(indices, values)``)."""
+        ids: list[str] = []
+        dense: list[Any] = []
+        rows: list[Any] = []
+        starts: list[int] = []
+        keys: list[frozenset[str]] = []
+        postings: dict[int, tuple[list[int], list[float]]] = {}
+        has_labels = True
+        for i, (pid, vectors, payload) in enumerate(points):
+            ids.append(str(pid))
+            dense.append(vectors[PASSAGE])
+            lab = vectors.get(LABELS)
+            if lab is None or len(lab) == 0:
+                has_labels = False
+            else:
+                starts.append(len(rows))
+                rows.extend(lab)
+            sparse = vectors.get(BM25)
+            if sparse is not None:
+                idx, val = (sparse.indices, sparse.values) if isinstance(sparse, SparseTerms) else sparse
+                for t, v in zip(idx, val):
+                    p = postings.setdefault(int(t), ([], []))
+                    p[0].append(i)
+                    p[1].append(float(v))
+            keys.append(frozenset(payload.get(LABEL_KEYS_FIELD) or ()))
+        n = len(ids)
+        ix = cls(ids, _unit(np.asarray(dense, dtype=np.float32).reshape(n, -1)), keys=keys)
+        if has_labels and n:
+            ix.label_rows = _unit(np.asarray(rows, dtype=np.float32))
+            ix.label_start = np.asarray(starts, dtype=np.int64)
+        ix._terms = {t: (np.asarray(a, np.int64), np.asarray(v, np.float32)) for t, (a, v) in postings.items()}
+        ix._idf = {t: idf([len(a)], n)[0] for t, (a, _) in ix._terms.items()}
+        return ix
+
+    def representation_scores(self, representation: str, query: np.ndarray | None = None,
+                              terms: SparseTerms | None = None) -> np.ndarray:
+        """Score of every point for one representation; NaN where BM25 shares no term with the query."""
+        if representation == PASSAGE:
+            return self.passage @ _unit(np.asarray(query, np.float32).reshape(1, -1))[0]
+        if representation == LABELS:
+            if self.label_rows is None or self.label_start is None:
+                raise ValueError("the collection has no labels representation")
+            s = self.label_rows @ _unit(np.asarray(query, np.float32).reshape(1, -1))[0]
+            return np.maximum.reduceat(s, self.label_start)
+        if representation == BM25:
+            out = np.full(len(self.ids), np.nan, np.float32)
+            for t in dict.fromkeys(terms.indices if terms is not None else ()):
+                if t in self._terms:
+                    a, v = self._terms[t]
+                    out[a] = np.where(np.isnan(out[a]), 0, out[a]) + self._idf[t] * v
+            return out
+        raise ValueError(f"unknown representation {representation!r}: use one of {PASSAGE}, {LABELS}, {BM25}")
+
+    def _top(self, scores: np.ndarray, mask: np.ndarray | None, limit: int) -> list[int]:
+        ok = ~np.isnan(scores)
+        if mask is not None:
+            ok &= mask
+        cand = np.nonzero(ok)[0]
+        order = np.lexsort((cand, -scores[cand].astype(np.float64)))
+        return cand[order[:limit]].tolist()
+
+    def search(self, mode: str, query: np.ndarray, query_text: str = "", *, bm25: Bm25Terms | None = None,
+               mask: np.ndarray | None = None, limit: int = 10, fusion: FusionParams = HYBRID_FUSION) -> list[RefHit]:
+        """The hits of one query in ``mode``, best first, as the engine ranks them (ties by id).
+
+        ``bm25`` builds the query's terms (hybrid); ``mask`` selects the points the filter keeps.
+        """
+        mode = check_mode(mode)
+        cos = self.representation_scores(PASSAGE, query)
+        if mode == DENSE:
+            return [RefHit(self.ids[i], float(cos[i]), float(cos[i])) for i in self._top(cos, mask, limit)]
+        terms = bm25.query(query_text) if bm25 is not None else None
+        lab = self.representation_scores(LABELS, query)
+        per_rep = {PASSAGE: cos, LABELS: lab, BM25: self.representation_scores(BM25, terms=terms)}
+        rankings = [[str(i) for i in self._top(per_rep[r], mask, fusion.prefetch_limit)] for r in fusion.representations]
+        fused = {int(i): s for i, s in rrf_fuse(rankings, fusion.k, fusion.weights).items()}
+        if fusion.promote_exact and query_text:
+            key = label_key(query_text)
+            for i, ks in enumerate(self.keys):
+                if key in ks and (mask is None or mask[i]):
+                    fused[i] = float(np.float32(fused.get(i, 0.0)) + np.float32(PROMOTION_BOOST))
+        order = sorted(fused, key=lambda i: (-fused[i], self.ids[i]))[:limit]
+        return [RefHit(self.ids[i], fused[i], display_score(float(cos[i]), float(lab[i]))) for i in order]
+
+
+def _unit_hash(text: str) -> float:
+    """A number in [0, 1) from a text, the same in every process (unlike hash())."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") / 2.0**64
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(a, axis=1, keepdims=True)
+    return (a / np.where(n == 0, 1, n)).astype(np.float32)

@@ -1,0 +1,98 @@
+"""A real ``esco-search serve`` process on a loopback port, for the HTTP tests (not a test module).
+
+The process runs under coreutils ``timeout``: it stops by itself even when a test run is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+LIFETIME_S = 900
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(settings: Any, **service: Any) -> dict[str, str]:
+    """ESCO_* for a server reading ``settings``' embedded store with its model in fp32 torch (as the tests'
+    encoder fixture), plus ``ESCO_SERVICE_<NAME>`` for each keyword."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESCO_")}
+    env.update({
+        "ESCO_QDRANT_PATH": str(settings.qdrant_path), "ESCO_EMBEDDED_ENGINE": "edge",
+        "ESCO_MODEL": settings.model, "ESCO_COLLECTION": settings.collection, "ESCO_DEVICE": "cpu",
+        "ESCO_BACKEND": "torch", "ESCO_PRECISION": "fp32", "ESCO_CACHE_DIR": os.environ.get("ESCO_CACHE_DIR", ""),
+        "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    })
+    env.update({f"ESCO_SERVICE_{k.upper()}": str(v) for k, v in service.items()})
+    return {k: v for k, v in env.items() if v != ""}
+
+
+class Server:
+    """``python -m search.http`` started in ``cwd`` with ``env``; ``url`` once it listens."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
+        self._log = open(log, "w", encoding="utf-8")  # noqa: SIM115  (closed in stop())
+        self.proc = subprocess.Popen(
+            ["timeout", str(LIFETIME_S), sys.executable, "-m", "search.http", "--port", str(self.port),
+             "--log-level", "info", "--no-access-log"],
+            cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_listening(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the server does not listen after {timeout} s:\n{self.log()[-4000:]}")
+
+    def wait_ready(self, timeout: float = 180.0) -> httpx.Response:
+        self.wait_listening(timeout)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            last = httpx.get(self.url + "/readyz", timeout=10)
+            if last.status_code == 200:
+                return last
+            time.sleep(0.3)
+        raise RuntimeError(f"not ready after {timeout} s: {last and last.text}\n{self.log()[-4000:]}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (uvicorn finishes open requests, then the lifespan closes the searcher); the exit code."""
+        if self.proc.poll() is None:
+            # `timeout` forwards SIGTERM to the server
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+        return int(self.proc.returncode)

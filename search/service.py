@@ -1,179 +1,46 @@
-"""The searcher that services import: text in, ESCO skills out."""
+"""The searcher that services import: text in, ESCO skills out.
+
+:class:`SkillSearch` holds one model and one store. Query validation and filters are in
+:mod:`search.filters`, the hit type in :mod:`search.hits` (both re-exported here).
+"""
 
 from __future__ import annotations
 
-import logging
-import math
-import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from search.encoders import Encoder, SentenceTransformerEncoder, load_encoder
-from search.errors import CollectionNotFound, InvalidFilter, InvalidQuery
-from search.schema import COLLECTIONS, REUSE_LEVELS, SKILL_TYPES, STATUSES, Field
+from search.encoding import Encoder, SentenceTransformerEncoder, load_encoder
+from search.errors import CollectionNotFound, EncoderMismatch, InvalidQuery
+from search.filters import (
+    MAX_LIMIT,
+    MAX_QUERY_CHARS,
+    build_filter,
+    check_limit,
+    check_threshold,
+    clean_query,
+    values_of,
+)
+from search.hits import SkillHit
+from search.schema import Field
 from search.settings import SearchSettings
-from search.stores import Condition, Filter, ScoredPoint, Store, open_store
-from search.text import clean_text
+from search.stores import Filter, ScoredPoint, Store, open_store
 
-logger = logging.getLogger(__name__)
+__all__ = ["SkillSearch", "SkillHit", "build_filter", "clean_query", "MAX_LIMIT", "MAX_QUERY_CHARS"]
 
-__all__ = ["SkillSearch", "SkillHit", "build_filter", "clean_query"]
-
-MAX_LIMIT = 1000
-# Queries longer than this many characters are cut before tokenizing: the model reads 512 tokens at most,
-# and no tokenizer pass over a megabyte of text is needed to learn that.
-MAX_QUERY_CHARS = 20_000
-_URI = re.compile(r"^https?://\S+$")
+#: Queries of one search_batch are encoded and searched this many at a time: memory stays flat, and the
+#: store's batch request stays small (a server's request limit).
+BATCH_CHUNK = 256
 
 
-@dataclass(frozen=True)
-class SkillHit:
-    """One ESCO skill found for a query.
+@dataclass
+class _Checked:
+    """The metadata of one concrete collection, checked against the encoder at ``at``."""
 
-    Attributes:
-        concept_uri: the skill's ESCO URI.
-        preferred_label: its preferred label in ``language``.
-        description: its description in ``language``.
-        score: cosine similarity of query and passage (higher is closer; at most 1).
-        skill_type: ``skill/competence`` or ``knowledge`` (empty where ESCO gives none).
-        reuse_level: ``transversal``, ``cross-sector``, ``sector-specific`` or ``occupation-specific``.
-        language: language of the matched passage.
-        passage: the passage text that matched (without the ``passage: `` prompt).
-        alt_labels: alternative labels in ``language``.
-        collections: ESCO skill collections the skill belongs to.
-        esco_version: the ESCO release of the collection.
-    """
-
-    concept_uri: str
-    preferred_label: str
-    description: str
-    score: float
-    skill_type: str
-    reuse_level: str
-    language: str
-    passage: str
-    alt_labels: tuple[str, ...] = ()
-    collections: tuple[str, ...] = ()
-    esco_version: str = ""
-
-    @classmethod
-    def from_point(cls, p: ScoredPoint) -> SkillHit:
-        pl = p.payload
-        return cls(
-            concept_uri=pl.get(Field.CONCEPT_URI, ""),
-            preferred_label=pl.get(Field.PREFERRED_LABEL, ""),
-            description=pl.get(Field.DESCRIPTION, ""),
-            score=float(p.score),
-            skill_type=pl.get(Field.SKILL_TYPE, ""),
-            reuse_level=pl.get(Field.REUSE_LEVEL, ""),
-            language=pl.get(Field.LANGUAGE, ""),
-            passage=pl.get(Field.PASSAGE, ""),
-            alt_labels=tuple(pl.get(Field.ALT_LABELS) or ()),
-            collections=tuple(pl.get(Field.COLLECTIONS) or ()),
-            esco_version=pl.get(Field.ESCO_VERSION, ""),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["alt_labels"] = list(self.alt_labels)
-        d["collections"] = list(self.collections)
-        return d
-
-
-def clean_query(text: object, max_chars: int = MAX_QUERY_CHARS) -> str:
-    """Validate and tidy a query: a non-blank string, cleaned by the rule of stored passages (:func:`clean_text`).
-
-    Raises:
-        InvalidQuery: not a string, or empty once cleaned.
-    """
-    if not isinstance(text, str):
-        raise InvalidQuery(f"a query must be a string, got {type(text).__name__}: {text!r:.80}")
-    if len(text) > max_chars:
-        logger.warning("query of %d characters cut to %d before encoding (the model reads at most 512 tokens)",
-                       len(text), max_chars)
-        text = text[:max_chars]
-    text = clean_text(text)[:max_chars]  # NFC can lengthen a text
-    if not text:
-        raise InvalidQuery("the query is empty or blank: give a text to search for, e.g. 'repair bicycles'")
-    return text
-
-
-def _values(field: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        vals: tuple[object, ...] = (value,)
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        vals = tuple(value)
-    else:
-        raise InvalidFilter(field, value, hint="give a string or a list of strings")
-    for v in vals:
-        if not isinstance(v, str) or not v.strip():
-            raise InvalidFilter(field, v, hint="filter values are non-empty strings")
-    return tuple(str(v).strip() for v in vals)
-
-
-def _check_choice(field: str, vals: tuple[str, ...], valid: Sequence[str]) -> None:
-    for v in vals:
-        if v not in valid:
-            raise InvalidFilter(field, v, list(valid))
-
-
-def _check_uris(field: str, vals: tuple[str, ...], kind: str) -> None:
-    for v in vals:
-        if not _URI.match(v) or f"/esco/{kind}" not in v and "/esco/isced-f" not in v:
-            raise InvalidFilter(
-                field, v,
-                hint=f"expected ESCO URIs like http://data.europa.eu/esco/{kind}/<uuid> (`esco-search` prints them)",
-            )
-
-
-def build_filter(
-    *,
-    skill_type: str | Iterable[str] | None = None,
-    reuse_level: str | Iterable[str] | None = None,
-    occupation: str | Iterable[str] | None = None,
-    relation: str = "any",
-    skill_group: str | Iterable[str] | None = None,
-    collection: str | Iterable[str] | None = None,
-    language: str | Iterable[str] | None = None,
-    status: str | Iterable[str] | None = None,
-    languages_available: Sequence[str] | None = None,
-) -> Filter:
-    """The store filter for the given criteria; several values of one criterion mean any of them.
-
-    Raises:
-        InvalidFilter: a value outside the valid ones (the message lists them).
-    """
-    conds: list[Condition] = []
-    st = _values("skill_type", skill_type)
-    _check_choice("skill_type", st, SKILL_TYPES)
-    rl = _values("reuse_level", reuse_level)
-    _check_choice("reuse_level", rl, REUSE_LEVELS)
-    if relation not in ("essential", "optional", "any"):
-        raise InvalidFilter("relation", relation, ["essential", "optional", "any"])
-    occ = _values("occupation", occupation)
-    _check_uris("occupation", occ, "occupation")
-    grp = _values("skill_group", skill_group)
-    _check_uris("skill_group", grp, "skill")
-    col = _values("collection", collection)
-    _check_choice("collection", col, COLLECTIONS)
-    lang = _values("language", language)
-    if languages_available is not None:
-        _check_choice("language", lang, list(languages_available))
-    stat = _values("status", status)
-    _check_choice("status", stat, STATUSES)
-    occ_field = {"essential": Field.ESSENTIAL_FOR, "optional": Field.OPTIONAL_FOR, "any": Field.OCCUPATIONS}[relation]
-    for fld, vals in (
-        (Field.SKILL_TYPE, st), (Field.REUSE_LEVEL, rl), (occ_field, occ), (Field.SKILL_GROUPS, grp),
-        (Field.COLLECTIONS, col), (Field.LANGUAGE, lang), (Field.STATUS, stat),
-    ):
-        if vals:
-            conds.append(Condition(fld, vals))
-    return Filter(tuple(conds))
+    meta: dict[str, Any]
+    at: float
 
 
 class SkillSearch:
@@ -181,6 +48,12 @@ class SkillSearch:
 
     Loads the model once; safe to share between threads. Build it from settings (read from ``ESCO_*``
     environment variables by default) or pass an encoder and a store you already have.
+
+    The collection setting may be an alias: every call resolves it to the collection it points to (one
+    ``stat`` on the embedded stores; at most every ``alias_ttl`` seconds on a server) and searches that
+    collection by its own name, so a call never mixes the model check of one collection with the
+    vectors of another. A collection is checked against the encoder when first met and its metadata
+    re-read every ``metadata_ttl`` seconds.
 
     Example:
         >>> from search import SkillSearch
@@ -200,39 +73,70 @@ class SkillSearch:
         encoder: Encoder | None = None,
         store: Store | None = None,
         metadata_ttl: float = 60.0,
+        alias_ttl: float | None = None,
     ) -> None:
         self.settings = settings or SearchSettings()
-        self._own_store = store is None
-        self.store = store or open_store(self.settings)
         self.collection = self.settings.collection
-        self.encoder: Encoder = encoder or load_encoder(self.settings)
-        self._meta: dict[str, Any] = {}
-        self._meta_at = 0.0
+        self._own_store = store is None
+        self.store: Store | None = store
         self._meta_ttl = metadata_ttl
-        self._meta_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._checked: dict[str, _Checked] = {}
+        self._target: str | None = None
+        self._target_at = 0.0
         try:
+            # The model first: a model that fails to load leaves no store (no folder lock, no pool) open.
+            self.encoder: Encoder = encoder or load_encoder(self.settings)
+            if self.store is None:
+                self.store = open_store(self.settings)
+            self._alias_ttl = alias_ttl if alias_ttl is not None else (2.0 if self.store.kind == "server" else 0.0)
             self._metadata(force=True)
         except BaseException:
             self.close()
             raise
 
     # --- collection metadata ---------------------------------------------------------------------
-    def _metadata(self, force: bool = False) -> dict[str, Any]:
+    def _resolve(self, force: bool = False) -> str:
+        """The concrete collection the setting names now (itself, or the alias's target)."""
         now = time.monotonic()
-        if force or now - self._meta_at > self._meta_ttl:
-            with self._meta_lock:
-                meta = self.store.get_metadata(self.collection)
-                if isinstance(self.encoder, SentenceTransformerEncoder):
-                    self.encoder.check_compatible(meta, self.collection)
-                elif meta.get("vector_size") not in (None, self.encoder.dimension):
-                    from search.errors import EncoderMismatch
+        if force or self._target is None or now - self._target_at > self._alias_ttl:
+            assert self.store is not None
+            target = self.store.resolve_alias(self.collection) or self.collection
+            self._target, self._target_at = target, now
+        return self._target
 
-                    raise EncoderMismatch(
-                        f"collection {self.collection!r} holds {meta.get('vector_size')}-d vectors of model "
-                        f"{meta.get('model')!r}; the encoder {self.encoder.model_name!r} makes {self.encoder.dimension}-d"
-                    )
-                self._meta, self._meta_at = meta, now
-        return self._meta
+    def _check(self, name: str, meta: dict[str, Any]) -> None:
+        if isinstance(self.encoder, SentenceTransformerEncoder):
+            self.encoder.check_compatible(meta, name if name == self.collection else f"{self.collection} -> {name}")
+        elif meta.get("vector_size") not in (None, self.encoder.dimension):
+            raise EncoderMismatch(
+                f"collection {name!r} holds {meta.get('vector_size')}-d vectors of model "
+                f"{meta.get('model')!r}; the encoder {self.encoder.model_name!r} makes {self.encoder.dimension}-d"
+            )
+
+    def _current(self, force: bool = False) -> tuple[str, dict[str, Any]]:
+        """The concrete collection to search and its metadata, checked against the encoder."""
+        assert self.store is not None
+        name = self._resolve(force)
+        now = time.monotonic()
+        entry = self._checked.get(name)
+        if force or entry is None or now - entry.at > self._meta_ttl:
+            with self._lock:
+                try:
+                    meta = self.store.get_metadata(name)
+                except CollectionNotFound:
+                    if name == self.collection:
+                        raise
+                    name = self._resolve(force=True)  # the alias moved on, and its old target is gone
+                    meta = self.store.get_metadata(name)
+                self._check(name, meta)
+                # Keep only the collection in use: a long-lived service sees many releases.
+                self._checked = {name: _Checked(meta, now)}
+                entry = self._checked[name]
+        return name, entry.meta
+
+    def _metadata(self, force: bool = False) -> dict[str, Any]:
+        return self._current(force)[1]
 
     @property
     def languages(self) -> list[str]:
@@ -311,18 +215,20 @@ class SkillSearch:
         status: str | Iterable[str] | None = None,
         one_per_concept: bool | None = None,
     ) -> list[list[SkillHit]]:
-        """Several queries in one call: encoded together and sent as one batch request.
+        """Several queries in one call, identical to single calls.
 
-        Same arguments as :meth:`search`; returns one list of hits per text, identical to single calls.
+        Same arguments as :meth:`search`; returns one list of hits per text. The texts are encoded and
+        searched :data:`BATCH_CHUNK` at a time (one batch request to the store per chunk), so memory stays
+        flat however long the list.
         """
         if isinstance(texts, str) or not isinstance(texts, Sequence):
             raise InvalidQuery("search_batch takes a list of texts; use search() for one text")
         queries = [clean_query(t) for t in texts]
         if not queries:
             return []
-        lim = self._check_limit(self.settings.limit if limit is None else limit)
-        thr = self._check_threshold(self.default_threshold if threshold is None else threshold)
-        meta = self._metadata()
+        lim = check_limit(self.settings.limit if limit is None else limit)
+        thr = check_threshold(self.default_threshold if threshold is None else threshold)
+        target, meta = self._current()
         flt = build_filter(
             skill_type=skill_type, reuse_level=reuse_level, occupation=occupation, relation=relation,
             skill_group=skill_group, collection=collection, language=language, status=status,
@@ -330,44 +236,33 @@ class SkillSearch:
         )
         if one_per_concept is None:
             langs = meta.get("languages") or []
-            asked = _values("language", language)
+            asked = values_of("language", language)
             one_per_concept = len(langs) > 1 and len(asked) != 1
-        vectors = self.encoder.encode_queries(queries)
-        points = self._search([v.tolist() for v in vectors], flt, lim, thr, one_per_concept)
-        return [[SkillHit.from_point(p) for p in hits] for hits in points]
+        out: list[list[SkillHit]] = []
+        for start in range(0, len(queries), BATCH_CHUNK):
+            chunk = queries[start:start + BATCH_CHUNK]
+            vectors = self.encoder.encode_queries(chunk)
+            points, target = self._search(target, vectors.tolist(), flt, lim, thr, one_per_concept)
+            out.extend([SkillHit.from_point(p) for p in hits] for hits in points)
+        return out
 
-    def _search(self, vectors: list[list[float]], flt: Filter, limit: int, thr: float | None,
-                group: bool) -> list[list[ScoredPoint]]:
+    def _search(self, target: str, vectors: list[list[float]], flt: Filter, limit: int, thr: float | None,
+                group: bool) -> tuple[list[list[ScoredPoint]], str]:
+        assert self.store is not None
         kwargs = dict(filter=flt, limit=limit, score_threshold=thr,
                       group_by=Field.CONCEPT_URI if group else None, exact=self.settings.exact,
                       hnsw_ef=self.settings.hnsw_ef)
         try:
-            return self.store.search(self.collection, vectors, **kwargs)  # type: ignore[arg-type]
+            return self.store.search(target, vectors, **kwargs), target  # type: ignore[arg-type]
         except CollectionNotFound:
-            # The alias may have been switched or the collection deleted under us: look once more.
-            self._metadata(force=True)
-            return self.store.search(self.collection, vectors, **kwargs)  # type: ignore[arg-type]
-
-    @staticmethod
-    def _check_limit(limit: object) -> int:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise InvalidQuery(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
-        return limit
-
-    @staticmethod
-    def _check_threshold(thr: object) -> float | None:
-        if thr is None:
-            return None
-        if isinstance(thr, bool) or not isinstance(thr, (int, float)) or math.isnan(thr) or not -1.0 <= thr <= 1.0:
-            raise InvalidQuery(
-                f"threshold must be a cosine score from -1 to 1 (e.g. 0.8), got {thr!r}"
-            )
-        return float(thr)
+            # The alias was switched and its old collection deleted under us: check the new one, once.
+            target, _ = self._current(force=True)
+            return self.store.search(target, vectors, **kwargs), target  # type: ignore[arg-type]
 
     # --- lifetime --------------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the store (when this searcher opened it)."""
-        if self._own_store:
+        """Release the store (when this searcher opened it). Idempotent."""
+        if self._own_store and self.store is not None:
             self.store.close()
 
     def __enter__(self) -> SkillSearch:

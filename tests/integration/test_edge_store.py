@@ -428,3 +428,40 @@ def test_optimize_builds_hnsw_with_high_recall(tmp_path: Path, quantization: str
         assert found / total >= 0.99, f"recall@10 {found / total:.4f}"
     finally:
         s.close()
+
+
+def test_the_engine_version_is_recorded_and_a_newer_series_refused(tmp_path: Path, data: Dataset) -> None:
+    """collection.json names the qdrant-edge-py that wrote the shard; an older engine refuses a newer one's."""
+    import json as _json
+    from importlib.metadata import version
+
+    from search.stores.edge_files import META_FILE
+
+    root = tmp_path / "store"
+    s = EdgeStore(root)
+    _make(s, "v", data, 20)
+    s.close()
+    meta_path = root / "v" / META_FILE
+    meta = _json.loads(meta_path.read_text())
+    assert meta["engine"] == {"package": "qdrant-edge-py", "version": version("qdrant-edge-py")}
+    s = EdgeStore(root)
+    assert s.engine_info("v")["version"] == version("qdrant-edge-py")
+    assert s.count("v") == 20
+    s.close()
+    # A shard written by a newer series (0.9 -> 0.10, or 1.x -> 2.x): refused, naming both versions.
+    major, minor = (int(x) for x in version("qdrant-edge-py").split(".")[:2])
+    newer = f"{major}.{minor + 1}.0" if major == 0 else f"{major + 1}.0.0"
+    meta["engine"]["version"] = newer
+    meta_path.write_text(_json.dumps(meta))
+    s = EdgeStore(root)
+    try:
+        with pytest.raises(SearchError, match=f"written by qdrant-edge-py {newer}.*Upgrade it"):
+            s.count("v")
+        # An older writer's shard (or one without a record) opens, and a write records this engine.
+        meta["engine"]["version"] = "0.1.0"
+        meta_path.write_text(_json.dumps(meta))
+        assert s.count("v") == 20
+        s.upsert("v", data.points[20:21])
+        assert _json.loads(meta_path.read_text())["engine"]["version"] == version("qdrant-edge-py")
+    finally:
+        s.close()

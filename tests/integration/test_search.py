@@ -198,12 +198,21 @@ def test_a_megabyte_of_text_is_cut_and_answered(searcher, caplog):
     assert any("characters cut" in r.getMessage() for r in caplog.records)
 
 
-def test_shared_between_threads(searcher):
+@pytest.mark.parametrize("query_cache", [0, 64], ids=["cache-off", "cache-on"])
+def test_shared_between_threads(searcher, minilm_path, query_cache):
+    from search.encoding import SentenceTransformerEncoder
+
     expected = {q: _ids(searcher.search(q, limit=5)) for q in QUERIES}
+    enc = searcher.encoder
+    if query_cache:
+        # The query LRU shared by the threads: filled and read concurrently.
+        enc = SentenceTransformerEncoder(minilm_path, device="cpu", precision="fp32", cache_size=query_cache)
+    s = SkillSearch(searcher.settings, encoder=enc, store=searcher.store)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda q: (q, _ids(searcher.search(q, limit=5))), QUERIES * 4))
+        results = list(pool.map(lambda q: (q, _ids(s.search(q, limit=5))), QUERIES * 4))
+    assert len(results) == len(QUERIES) * 4
     for q, ids in results:
-        assert ids == expected[q]
+        assert ids and ids == expected[q]
 
 
 def test_missing_collection_says_how_to_ingest(tmp_path, encoder):
@@ -215,7 +224,7 @@ def test_missing_collection_says_how_to_ingest(tmp_path, encoder):
 
 
 def test_collection_of_another_model_is_refused_naming_both(tmp_path, encoder, minilm_path):
-    from search.encoders import SentenceTransformerEncoder
+    from search.encoding import SentenceTransformerEncoder
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path, "edge", model=encoder.model_name)
@@ -251,7 +260,10 @@ def test_default_threshold_from_settings_then_collection(tmp_path, encoder):
         s.store.update_metadata(settings.collection, {"score_threshold": 0.5})
         s._metadata(force=True)
         assert s.default_threshold == 0.5
-        assert all(h.score >= 0.5 for h in s.search("bread", limit=20))
+        hits = s.search("bake bread", limit=20)
+        assert hits and all(h.score >= 0.5 for h in hits)
+        # The threshold did cut: without it the same query returns hits below 0.5.
+        assert any(h.score < 0.5 for h in s.search("bake bread", limit=20, threshold=-1.0))
     explicit = make_settings(tmp_path, "edge", model=encoder.model_name, score_threshold=0.3)
     with SkillSearch(explicit, encoder=encoder) as s:
         assert s.default_threshold == 0.3
@@ -279,3 +291,72 @@ def test_cli_json_and_table(tmp_path, encoder, minilm_path, monkeypatch, capsys)
     monkeypatch.setenv("ESCO_COLLECTION", "nothing_here")
     assert main(["bread"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def _same_size_collection_of_another_model(store, source: str, name: str, meta: dict, n: int = 20) -> None:
+    """A collection of the same vector size whose metadata names another model (other weights)."""
+    from search.schema import KEYWORD_FIELDS
+    from search.stores import CollectionParams
+
+    points = [p for _, p in zip(range(n), store.scroll(source, with_vectors=True))]
+    other = {**meta, "model": "intfloat/multilingual-e5-base", "probe": list(np.roll(meta["probe"], 7))}
+    store.create_collection(name, CollectionParams(vector_size=meta["vector_size"]), other, KEYWORD_FIELDS)
+    store.upsert(name, points)
+
+
+@pytest.mark.parametrize("kind", ["edge", "local"])
+def test_alias_switch_to_another_model_is_refused_at_once(tmp_path, encoder, kind):
+    """The model check follows the alias: no minute of wrong answers after a switch (metadata cached 60 s)."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, kind, model=encoder.model_name)
+    run(settings, [MINI_V11], ["en"], encoder=encoder, progress=False)
+    with SkillSearch(settings, encoder=encoder, metadata_ttl=3600) as s:
+        first = s.store.resolve_alias(settings.collection)
+        assert first and s.search("bake bread", limit=3)
+        meta = s.store.get_metadata(first)
+        _same_size_collection_of_another_model(s.store, first, "other_model", meta)
+        s.store.switch_alias(settings.collection, "other_model")
+        with pytest.raises(EncoderMismatch, match="intfloat/multilingual-e5-base"):
+            s.search("bake bread", limit=3)
+        # Back on the collection of this model: served again, at once.
+        s.store.switch_alias(settings.collection, first)
+        hits = s.search("bake bread", limit=3)
+        assert hits and hits[0].concept_uri == fixtures().SKILL["bread"]
+
+
+def test_a_failing_model_load_leaves_no_store_open(tmp_path, monkeypatch):
+    """SkillSearch(settings) whose model cannot load: the store it opened (if any) is closed again."""
+    import search.service as service
+    from search.errors import ConfigError
+    from search.stores.qdrant import QdrantClientStore
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, "local", model="unused")
+    opened = []
+
+    def spy_open(st):
+        store = open_store(st)
+        opened.append(store)
+        real_close = store.close
+        store.closed = False
+
+        def close():
+            store.closed = True
+            real_close()
+
+        store.close = close
+        return store
+
+    def broken_load(st):
+        raise ConfigError("model 'unused' cannot be loaded")
+
+    monkeypatch.setattr(service, "open_store", spy_open)
+    monkeypatch.setattr(service, "load_encoder", broken_load)
+    with pytest.raises(ConfigError) as err:
+        SkillSearch(settings)
+    assert err.value is not None  # the traceback (and the half-built searcher) is still alive here
+    assert all(s.closed for s in opened), "a store was left open"
+    # local mode's folder lock is free: this process can open the store again.
+    again = QdrantClientStore.local(settings.store_path)
+    again.close()

@@ -343,3 +343,36 @@ def test_edge_and_local_agree(tmp_path: object, data: Dataset) -> None:
     finally:
         edge.close()
         local.close()
+
+
+def test_qdrant_delete_puts_back_an_alias_switched_onto_the_collection_meanwhile(tmp_path: object, data: Dataset) -> None:
+    """Qdrant drops a collection's aliases with it: an alias another process switches onto the collection
+    between the check and the delete is restored to its previous collection, and the delete says so."""
+    import pathlib
+
+    pytest.importorskip("qdrant_client", reason="qdrant-client is not installed")
+    from search.stores.qdrant import QdrantClientStore
+
+    s = QdrantClientStore.local(pathlib.Path(str(tmp_path)) / "local")
+    try:
+        for name in ("old", "doomed"):
+            s.create_collection(name, PARAMS, {"tag": name}, KEYWORD_FIELDS)
+            s.upsert(name, data.points[:10])
+        s.switch_alias("live", "old")
+        real_delete = s.client.delete_collection
+
+        def racing_delete(*args, **kwargs):
+            s.switch_alias("live", "doomed")  # another process, between the check and the delete
+            return real_delete(*args, **kwargs)
+
+        s.client.delete_collection = racing_delete  # type: ignore[method-assign]
+        with pytest.raises(SearchError, match="'live' \\(back on 'old'\\)"):
+            s.delete_collection("doomed")
+        assert "doomed" not in s.list_collections()
+        assert s.resolve_alias("live") == "old"  # the served alias survived
+        assert s.count("live") == 10
+        s.client.delete_collection = real_delete  # type: ignore[method-assign]
+        with pytest.raises(SearchError, match="served by alias 'live'"):
+            s.delete_collection("old")
+    finally:
+        s.close()

@@ -1,8 +1,8 @@
 """Property tests of query validation: arbitrary input never gets past the project's own errors.
 
-* :func:`search.service.clean_query`: any object either raises :class:`InvalidQuery` or gives a non-empty,
+* :func:`search.filters.clean_query`: any object either raises :class:`InvalidQuery` or gives a non-empty,
   NFC-normalized text without control or invisible characters, single-spaced and idempotent;
-* :func:`search.service.build_filter`: any values either raise :class:`InvalidFilter` or give conditions
+* :func:`search.filters.build_filter`: any values either raise :class:`InvalidFilter` or give conditions
   holding only valid, stripped values;
 * :class:`search.SkillSearch`: any text, limit, threshold and filters either raise InvalidQuery or
   InvalidFilter before the model or the store is called, or reach them only with valid arguments
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from search import SkillSearch
 from search.errors import InvalidFilter, InvalidQuery
 from search.schema import COLLECTIONS, REUSE_LEVELS, SKILL_TYPES, STATUSES, Field
-from search.service import MAX_LIMIT, build_filter, clean_query
+from search.filters import MAX_LIMIT, build_filter, clean_query
 
 # Characters that must never survive clean_query: C0/C1 controls, zero-width and bidi controls, BOM, and
 # the other format characters that stored passages lose (soft hyphen, U+2066-206F, U+180E, U+061C).

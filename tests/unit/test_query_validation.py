@@ -211,6 +211,9 @@ class StubStore:
     def get_metadata(self, name: str) -> dict:
         return {"vector_size": 3, "languages": LANGS}
 
+    def resolve_alias(self, alias: str) -> str | None:
+        return None  # the setting names the collection itself
+
     def search(self, name, vectors, *, filter=None, limit=10, score_threshold=None, group_by=None, exact=False,
                hnsw_ef=None, with_vectors=False):
         self.calls += 1

@@ -2,7 +2,7 @@
 
 For each model (default: an XLM-R base with random weights, the real model's shape and compute; and the
 multilingual-e5-small) it encodes the same ``--n`` passages ``passage: <preferredLabel>: <description>``
-sampled from the real release through the project's own encoder (:class:`search.encoders.SentenceTransformerEncoder`),
+sampled from the real release through the project's own encoder (:class:`search.encoding.SentenceTransformerEncoder`),
 as the ingest pipeline does: batches sorted by token length, one ``encode_passages`` call per batch.
 
 * baseline: torch fp32, batch 32, batches in release (unsorted) order;
@@ -147,7 +147,7 @@ def parse_variant(spec: str) -> dict[str, Any]:
 
 
 def load_encoder(path: str, backend: str, precision: str) -> tuple[Any, float]:
-    from search.encoders import SentenceTransformerEncoder
+    from search.encoding import SentenceTransformerEncoder
 
     t = time.perf_counter()
     enc = SentenceTransformerEncoder(path, device="cpu", backend=backend, precision=precision, cache_size=0)

@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     quiet_logging()
 
-    from search.encoders import SentenceTransformerEncoder
-    from search.evaluation import ir_metrics
+    from search.encoding import SentenceTransformerEncoder
+    from search.metrics import ir_metrics
     from search.schema import passage_text
 
     records = esco_records(args.release)

@@ -119,7 +119,7 @@ def stats(label: str, ms: list[float], per: int = 1, **extra: Any) -> dict[str, 
 
 
 def bench_size(size: int, args: argparse.Namespace, records: Sequence[Any], queries: list[str]) -> list[dict]:
-    from search.encoders import SentenceTransformerEncoder
+    from search.encoding import SentenceTransformerEncoder
     from search.service import SkillSearch
     from search.settings import SearchSettings
 

@@ -46,7 +46,7 @@ class SearchSettings(BaseSettings):
     device: str | None = Field(default=None, description="torch device (cpu, cuda, cuda:1, mps); default: cuda when present")
     backend: Literal["auto", "torch", "onnx", "openvino"] = Field(
         default="auto",
-        description="auto: the fastest backend that passes a quality check against torch fp32 (search.backend_choice): "
+        description="auto: the fastest backend that passes a quality check against torch fp32 (search.encoding.choice): "
         "openvino int8 (with the openvino extra), torch bf16 (CPUs with native bf16), torch fp16 (GPU), else torch fp32. "
         "Or torch, onnx, openvino",
     )

@@ -55,7 +55,7 @@ def minilm_path() -> str:
 def encoder(minilm_path: str):
     """One real small model for the whole session (all-MiniLM-L6-v2, 384-d), with E5 prompts, in fp32 (the
     reference precision; ``auto`` is tested in tests/unit/test_precision.py and by the e5 suite)."""
-    from search.encoders import SentenceTransformerEncoder
+    from search.encoding import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(minilm_path, device="cpu", precision="fp32", cache_size=0)
 
@@ -86,7 +86,7 @@ def e5_small_path() -> str:
 
 @pytest.fixture(scope="session")
 def e5_encoder(e5_small_path: str):
-    from search.encoders import SentenceTransformerEncoder
+    from search.encoding import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(e5_small_path, device="cpu")
 

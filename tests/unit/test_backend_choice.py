@@ -1,21 +1,28 @@
-"""ESCO_BACKEND=auto: the fastest candidate that passes the check against torch fp32, checked once per model."""
+"""ESCO_BACKEND=auto: the fastest candidate that passes the check against torch fp32, measured once per model."""
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from search import backend_choice
-from search.backend_check_set import CHECK_PASSAGES, CHECK_QUERIES
-from search.backend_choice import MIN_MEAN_COSINE, check_quality, choose_backend
-from search.encoders import SentenceTransformerEncoder, load_encoder
+from search.encoding import SentenceTransformerEncoder, choice as backend_choice, hardware, load_encoder, packages
+from search.encoding.check import MIN_MEAN_COSINE, check_quality
+from search.encoding.choice import choose_backend
+from search.encoding.data import calibration_texts, check_set
 from search.errors import ConfigError
 from search.settings import SearchSettings
 
-# a fifth of the check set: query i -> passage i, with distractors
+CHECK = check_set()
+LABELS = CHECK.of_kind("label")
+CHECK_QUERIES = [CHECK.queries[i] for i in LABELS]  # label query i -> passage i
+CHECK_PASSAGES = list(CHECK.passages)
+# a fifth of the label queries: query i -> passage i, with distractors
 QUERIES = list(CHECK_QUERIES[:40])
 PASSAGES = list(CHECK_PASSAGES[:40]) + list(CHECK_PASSAGES[200:240])
 
@@ -43,11 +50,14 @@ class Noisy:
 
 
 def test_the_check_set_is_well_formed():
-    assert len(CHECK_QUERIES) == 200 and len(CHECK_PASSAGES) == 400
-    assert len(set(CHECK_PASSAGES)) == 400 and all(":" in p or p for p in CHECK_PASSAGES)
-    from search.backend_calibration import CALIBRATION_TEXTS
-
-    assert not set(CHECK_PASSAGES) & {t.removeprefix("passage: ") for t in CALIBRATION_TEXTS}  # held out
+    assert len(CHECK_QUERIES) == 200 and len(CHECK_PASSAGES) >= 400
+    assert [CHECK.relevant[i] for i in LABELS] == [(i,) for i in range(200)]  # label query i -> passage i
+    assert len(set(CHECK_PASSAGES)) == len(CHECK_PASSAGES)
+    # every passage is "<preferred label>: <description>", both parts non-empty
+    assert all(len(part.strip()) > 1 for p in CHECK_PASSAGES for part in p.split(": ", 1)), CHECK_PASSAGES[:3]
+    assert all(p.count(": ") >= 1 for p in CHECK_PASSAGES)
+    assert all(0 <= j < len(CHECK_PASSAGES) for rel in CHECK.relevant for j in rel) and all(CHECK.relevant)
+    assert not set(CHECK_PASSAGES) & {t.removeprefix("passage: ") for t in calibration_texts()}  # held out
 
 
 def test_a_faithful_backend_passes_with_its_figures(encoder):
@@ -72,25 +82,62 @@ def test_a_slightly_noisy_backend_passes(encoder):
     assert MIN_MEAN_COSINE < got.mean_cosine < 1.0
 
 
+class Timed:
+    """A stand-in backend: the check set's embeddings of a real encoder (computed once), optionally noisy, that
+    takes ``delay`` seconds per passage call: its measured speed is set by the test, not by a busy machine."""
+
+    _memo: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __init__(self, inner, backend: str, precision: str, delay: float = 0.0, sigma: float = 0.0,
+                 on_encode=None) -> None:
+        self.inner, self.backend, self.precision, self.delay, self.sigma = inner, backend, precision, delay, sigma
+        self.rng = np.random.default_rng(0)
+        self.on_encode = on_encode
+
+    def _vecs(self, texts, kind):
+        key = kind + "\0" + "\0".join(texts)
+        if key not in Timed._memo:
+            fn = self.inner.encode_queries if kind == "q" else self.inner.encode_passages
+            Timed._memo[key] = fn(list(texts))
+        v = Timed._memo[key]
+        if self.sigma:
+            v = v + self.rng.normal(0, self.sigma, v.shape).astype(np.float32)
+            v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return v
+
+    def encode_queries(self, texts):
+        return self._vecs(texts, "q")
+
+    def encode_passages(self, texts, batch_size=32):
+        if self.on_encode:
+            self.on_encode()
+        time.sleep(self.delay)
+        return self._vecs(texts, "p")
+
+    def clear_query_cache(self) -> None:
+        pass
+
+
 @pytest.fixture
-def two_candidates(monkeypatch, encoder, minilm_path, tmp_path):
-    """Candidates openvino int8 (broken: noisy) and torch bf16 (the real one) before the fp32 reference."""
+def two_candidates(monkeypatch, encoder, tmp_path):
+    """Candidates openvino int8 (broken: noisy, fast) and torch bf16 (faithful, faster than fp32) besides the
+    fp32 reference (the slowest)."""
     monkeypatch.setenv("ESCO_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(backend_choice, "candidates",
                         lambda device: [("openvino", "int8"), ("torch", "bf16"), ("torch", "fp32")])
     loads: list[str] = []
+    delays = {"openvino:int8": 0.0, "torch:bf16": 0.05, "torch:fp32": 0.4}
 
     def load(backend: str, precision: str):
         loads.append(f"{backend}:{precision}")
-        if backend == "openvino":
-            return Noisy(encoder, sigma=0.05)
-        return SentenceTransformerEncoder(minilm_path, device="cpu", backend=backend, precision=precision)
+        name = f"{backend}:{precision}"
+        return Timed(encoder, backend, precision, delay=delays[name], sigma=0.05 if backend == "openvino" else 0.0)
 
-    return load, loads
+    return load, loads, delays
 
 
 def test_auto_takes_the_fastest_candidate_that_passes_and_checks_once(two_candidates, minilm_path):
-    load, loads = two_candidates
+    load, loads, _ = two_candidates
     kw = dict(device="cpu", query_prompt="query: ", passage_prompt="passage: ", load=load)
     first = choose_backend(minilm_path, **kw)
     assert (first.backend, first.precision) == ("torch", "bf16")
@@ -98,11 +145,19 @@ def test_auto_takes_the_fastest_candidate_that_passes_and_checks_once(two_candid
                                                                           ("torch", "bf16", True)]
     assert first.encoder is not None and first.encoder.precision == "bf16"  # the checked model, not a reload
     assert loads == ["torch:fp32", "openvino:int8", "torch:bf16"]
-    assert first.describe()["chosen"] == "torch:bf16"
+    described = first.describe()
+    assert described["chosen"] == "torch:bf16"
+    speeds = described["passages_per_s"]
+    assert speeds["torch:bf16"] > speeds["torch:fp32"] > 0 and speeds["openvino:int8"] > speeds["torch:bf16"]
+    assert described["cpu"] == hardware.cpu_info().describe() and described["cpu"]["model"]
+    assert "torch bf16 on " in described["summary"] and "openvino int8" in described["summary"]
 
     (verdicts,) = list((backend_choice_cache() / "quality").glob("*.json"))
     saved = json.loads(verdicts.read_text())
-    assert set(saved["checks"]) == {"openvino:int8", "torch:bf16"}
+    assert set(saved["checks"]) == {"openvino:int8", "torch:bf16"} and saved["chosen"] == "torch:bf16"
+    assert saved["key"]["cpu"] == hardware.cpu_info().describe()
+    assert saved["key"]["packages"]["torch"] == packages.package_version("torch")
+    assert saved["reference_passages_per_s"] == speeds["torch:fp32"]
 
     loads.clear()
     again = choose_backend(minilm_path, **kw)  # the verdicts are cached: nothing is loaded to check
@@ -120,8 +175,72 @@ def test_auto_takes_the_fastest_candidate_that_passes_and_checks_once(two_candid
     assert (again.backend, again.precision) == ("torch", "bf16") and not again.checks[0].passed
 
 
+def test_a_cached_verdict_needs_no_candidate_lookup(two_candidates, minilm_path, monkeypatch):
+    """With the verdict cached, the backends' packages are not even imported to list the candidates."""
+    load, loads, _ = two_candidates
+    kw = dict(device="cpu", query_prompt="query: ", passage_prompt="passage: ", load=load)
+    choose_backend(minilm_path, **kw)
+
+    def no_lookup(device):  # pragma: no cover - must not be called
+        raise AssertionError("candidates() was called with a cached verdict")
+
+    monkeypatch.setattr(backend_choice, "candidates", no_lookup)
+    loads.clear()
+    got = choose_backend(minilm_path, **kw)
+    assert (got.backend, got.precision, loads) == ("torch", "bf16", [])
+
+
+def test_a_candidate_slower_than_fp32_is_never_chosen(two_candidates, minilm_path):
+    load, loads, delays = two_candidates
+    delays["torch:bf16"] = 1.2  # faithful, but slower than the reference (what emulated bf16 is on AVX2)
+    got = choose_backend(minilm_path, device="cpu", query_prompt="query: ", passage_prompt="passage: ", load=load)
+    assert (got.backend, got.precision) == ("torch", "fp32")
+    bf16 = next(c for c in got.checks if c.precision == "bf16")
+    assert bf16.passed and got.speedup(bf16) < 1.0
+    assert got.encoder is None  # nothing faster was loaded: fp32 is loaded by the caller
+
+
+def test_the_fastest_of_two_passing_candidates_wins(monkeypatch, encoder, minilm_path, tmp_path):
+    monkeypatch.setenv("ESCO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(backend_choice, "candidates",
+                        lambda device: [("openvino", "fp32"), ("openvino", "int8"), ("torch", "fp32")])
+    delays = {"openvino:fp32": 0.05, "openvino:int8": 0.2, "torch:fp32": 0.4}  # int8 passes but is slower
+    got = choose_backend(minilm_path, device="cpu", query_prompt="query: ", passage_prompt="passage: ",
+                         load=lambda b, p: Timed(encoder, b, p, delay=delays[f"{b}:{p}"]))
+    assert (got.backend, got.precision) == ("openvino", "fp32")
+    assert all(c.passed for c in got.checks)
+
+
+def test_the_check_leaves_the_stdout_of_other_threads_alone(two_candidates, minilm_path, capsys):
+    """While the check runs, another thread of the host prints to stdout as always."""
+    load, _, _ = two_candidates
+    checking, printed = threading.Event(), threading.Event()
+
+    def block_once():
+        if not checking.is_set():
+            checking.set()
+            assert printed.wait(20), "the other thread never printed"
+
+    def load_blocking(backend, precision):
+        enc = load(backend, precision)
+        enc.on_encode = block_once
+        return enc
+
+    def other_thread():
+        checking.wait(20)
+        print("a line of another thread")
+        printed.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    choose_backend(minilm_path, device="cpu", query_prompt="query: ", passage_prompt="passage: ", load=load_blocking)
+    thread.join(20)
+    got = capsys.readouterr()
+    assert "a line of another thread" in got.out and "a line of another thread" not in got.err
+
+
 def backend_choice_cache() -> Path:
-    from search.backends import cache_root
+    from search.encoding.export_cache import cache_root
 
     return cache_root()
 
@@ -136,20 +255,38 @@ def test_no_candidate_but_fp32_means_no_check(monkeypatch, minilm_path):
     assert (got.backend, got.precision, got.checks) == ("torch", "fp32", ())
 
 
-def test_candidates_are_the_fastest_first_and_end_with_fp32(monkeypatch):
-    from search import backends, encoders
-
-    monkeypatch.setattr(backends, "check_backend", lambda backend, precision: None)
-    monkeypatch.setattr(encoders, "cpu_has_bf16", lambda: True)
-    assert backend_choice.candidates("cpu") == [("openvino", "int8"), ("torch", "bf16"), ("torch", "fp32")]
+def test_candidates_are_every_usable_backend_and_end_with_fp32(monkeypatch):
+    monkeypatch.setattr(packages, "check_backend", lambda backend, precision: None)
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: True)
+    assert backend_choice.candidates("cpu") == [("openvino", "fp32"), ("openvino", "int8"), ("openvino", "int8w"),
+                                                ("onnx", "int8"), ("torch", "bf16"), ("torch", "fp32")]
     assert backend_choice.candidates("cuda:0") == [("torch", "fp16"), ("torch", "fp32")]
 
     def missing(backend, precision):
         raise ConfigError("needs the 'openvino' extra")
 
-    monkeypatch.setattr(backends, "check_backend", missing)
-    monkeypatch.setattr(encoders, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(packages, "check_backend", missing)
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)
     assert backend_choice.candidates("cpu") == [("torch", "fp32")]
+
+
+def test_a_broken_extra_is_a_warning_a_missing_one_is_not(monkeypatch, caplog):
+    """An openvino install that cannot be imported must not make the fast encoder disappear silently."""
+    def broken(backend, precision):
+        raise ConfigError(f"ESCO_BACKEND={backend} needs the {backend!r} extra (openvino cannot be imported: "
+                          f"ImportError: libopenvino.so.2026: cannot open shared object file)")
+
+    monkeypatch.setattr(packages, "check_backend", broken)
+    monkeypatch.setattr(packages, "backend_installed", lambda backend: backend == "openvino")
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)
+    with caplog.at_level(logging.DEBUG, logger="search.encoding.choice"):
+        assert backend_choice.candidates("cpu") == [("torch", "fp32")]
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1, [r.getMessage() for r in caplog.records]
+    msg = warned[0].getMessage()
+    assert "'openvino' extra is installed but cannot be used" in msg and "libopenvino.so" in msg
+    assert "pip install 'esco-skill-search[openvino]'" in msg  # how to fix it
+    assert any(r.levelno == logging.DEBUG and "onnx" in r.getMessage() for r in caplog.records)
 
 
 def test_default_settings_choose_through_the_check(minilm_path, monkeypatch):
@@ -170,15 +307,13 @@ def test_default_settings_choose_through_the_check(minilm_path, monkeypatch):
 
 
 def test_auto_with_an_explicit_precision_needs_no_check(minilm_path, monkeypatch):
-    from search import backends
-
     enc = load_encoder(SearchSettings(_env_file=None, model=minilm_path, device="cpu", precision="fp32"))  # type: ignore[call-arg]
     assert (enc.backend, enc.precision) == ("torch", "fp32") and "backend_choice" not in enc.describe()
 
     def missing(backend, precision):
         raise ConfigError(f"ESCO_BACKEND={backend} needs the {backend!r} extra")
 
-    monkeypatch.setattr(backends, "check_backend", missing)
+    monkeypatch.setattr(packages, "check_backend", missing)
     with pytest.raises(ConfigError) as e:
         load_encoder(SearchSettings(_env_file=None, model=minilm_path, device="cpu", precision="int8"))  # type: ignore[call-arg]
     assert "'openvino'" in str(e.value) and "'onnx'" in str(e.value)
@@ -195,7 +330,7 @@ def test_the_encoder_class_needs_a_concrete_backend(minilm_path):
 
 
 def test_a_cache_that_cannot_be_written_only_means_checking_again(two_candidates, minilm_path, tmp_path, caplog):
-    load, loads = two_candidates
+    load, loads, _ = two_candidates
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     kw = dict(device="cpu", query_prompt="query: ", passage_prompt="passage: ", load=load,

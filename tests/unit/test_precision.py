@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.encoders import SentenceTransformerEncoder, cpu_has_bf16, resolve_precision
+from search.encoding import SentenceTransformerEncoder, cpu_has_bf16, resolve_precision
 
 
 @pytest.mark.parametrize(
@@ -21,7 +21,7 @@ from search.encoders import SentenceTransformerEncoder, cpu_has_bf16, resolve_pr
     ],
 )
 def test_auto_resolves_to_the_fastest_precision_that_kept_quality(monkeypatch, backend, device, bf16, expected):
-    monkeypatch.setattr("search.encoders.cpu_has_bf16", lambda: bf16)
+    monkeypatch.setattr("search.encoding.encoder.cpu_has_bf16", lambda: bf16)
     assert resolve_precision("auto", backend, device) == expected
     assert resolve_precision("fp32", backend, device) == "fp32"  # an explicit choice stays
 

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from cachetools import LRUCache
 
+from search.encoding.hardware import cpu_has_bf16, default_device
+from search.encoding.prepare import prepare_backend
+from search.encoding.quiet import quiet_false_alarms
 from search.errors import ConfigError, EncoderMismatch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Encoder", "SentenceTransformerEncoder", "load_encoder", "resolve_precision", "PROBE_TEXT",
-           "probe_similarity", "int8_backend"]
+__all__ = ["Encoder", "SentenceTransformerEncoder", "resolve_precision", "PROBE_TEXT", "probe_similarity"]
 
 # A fixed passage whose embedding identifies the model that wrote a collection, wherever it was loaded from.
 PROBE_TEXT = "Python (computer programming): techniques and principles of software development in Python."
@@ -62,19 +64,6 @@ def probe_similarity(a: Sequence[float], b: Sequence[float]) -> float:
     return float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb) + 1e-12))
 
 
-def cpu_has_bf16() -> bool:
-    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX), so bf16 inference is fast."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
 def resolve_precision(precision: str, backend: str, device: str) -> str:
     """The precision ``auto`` stands for: the fastest that kept retrieval quality in docs/benchmarks.md.
 
@@ -90,14 +79,6 @@ def resolve_precision(precision: str, backend: str, device: str) -> str:
     if device.startswith("cpu") and cpu_has_bf16():
         return "bf16"
     return "fp32"
-
-
-def _default_device() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
 
 
 class SentenceTransformerEncoder:
@@ -118,7 +99,7 @@ class SentenceTransformerEncoder:
         max_seq_length: token limit; default the model's own.
         cache_size: number of query embeddings to keep (0: no cache).
         cache_dir: where onnx/openvino exports of read-only folders and hub models go (default
-            :func:`search.backends.cache_root`).
+            :func:`search.encoding.export_cache.cache_root`).
 
     Raises:
         ConfigError: the model cannot be loaded (names the model and how to fix it).
@@ -145,11 +126,11 @@ class SentenceTransformerEncoder:
         self.query_prompt = query_prompt
         self.passage_prompt = passage_prompt
         self.backend = backend
-        self.device = device or _default_device()
+        self.device = device or default_device()
         self.precision = resolve_precision(precision, backend, self.device)
         self._lock = threading.RLock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRUCache[str, np.ndarray] | None = LRUCache(maxsize=cache_size) if cache_size > 0 else None
+        self._cache_lock = threading.Lock()
         self._cache_dir = cache_dir
         self._st = self._load(model, revision)
         if max_seq_length is not None:
@@ -166,8 +147,6 @@ class SentenceTransformerEncoder:
 
     # --- loading ---------------------------------------------------------------------------------
     def _load(self, model: str, revision: str | None) -> Any:
-        from search.backends import quiet_false_alarms
-
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a core dependency
@@ -183,8 +162,6 @@ class SentenceTransformerEncoder:
             elif self.precision == "fp16":
                 kwargs["model_kwargs"] = {"torch_dtype": torch.float16}
         else:
-            from search.backends import prepare_backend
-
             # exported/quantized once, then loaded from the cache: the model folder itself, or a cache folder
             # (read-only folders, hub models) that links to the model's files
             prepared = prepare_backend(model, self.backend, self.precision, revision, device=self.device,
@@ -226,28 +203,26 @@ class SentenceTransformerEncoder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if self._cache is None:
+            unique = list(dict.fromkeys(texts))
+            self._warn_truncation(unique)
+            lookup = dict(zip(unique, self._encode(unique, "query", batch_size=32)))
+            return np.stack([lookup[t] for t in texts])
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for t in dict.fromkeys(texts):
+                v = self._cache.get(t)  # a hit counts as a use (LRU order)
+                if v is not None:
+                    found[t] = v
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
             self._warn_truncation(missing)
             vecs = self._encode(missing, "query", batch_size=32)
-            if self._cache_size <= 0:
-                lookup = dict(zip(missing, vecs))
-                return np.stack([lookup[t] for t in texts])
-            with self._lock:
+            with self._cache_lock:
                 for t, v in zip(missing, vecs):
                     self._cache[t] = v
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        with self._lock:
-            rows = []
-            for t in texts:
-                v = self._cache.get(t)
-                if v is None:  # evicted between the two steps under heavy concurrency: encode again
-                    v = self._encode([t], "query", batch_size=1)[0]
-                else:
-                    self._cache.move_to_end(t)
-                rows.append(v)
-        return np.stack(rows)
+                    found[t] = v
+        return np.stack([found[t] for t in texts])
 
     def token_counts(self, texts: Sequence[str], prompt: str = "") -> list[int]:
         with self._lock:
@@ -264,8 +239,9 @@ class SentenceTransformerEncoder:
 
     def clear_query_cache(self) -> None:
         """Forget the cached query embeddings."""
-        with self._lock:
-            self._cache.clear()
+        if self._cache is not None:
+            with self._cache_lock:
+                self._cache.clear()
 
     # --- identity --------------------------------------------------------------------------------
     def probe(self) -> list[float]:
@@ -310,64 +286,3 @@ class SentenceTransformerEncoder:
                 f"{self.model_name!r}: {'; '.join(problems)}. Search with ESCO_MODEL={theirs} (and its prompts), "
                 f"or re-ingest the release with {self.model_name!r}"
             )
-
-
-def int8_backend() -> str:
-    """The backend of ``ESCO_BACKEND=auto`` with ``ESCO_PRECISION=int8``/``int8w``: openvino, else onnx.
-
-    Raises:
-        ConfigError: neither extra can be imported (names both, and why).
-    """
-    from search.backends import check_backend
-
-    errors = []
-    for backend in ("openvino", "onnx"):
-        try:
-            check_backend(backend, "int8")
-            return backend
-        except ConfigError as exc:
-            errors.append(str(exc))
-    raise ConfigError("ESCO_PRECISION=int8 needs the 'openvino' (or 'onnx') extra: " + " | ".join(errors))
-
-
-def load_encoder(settings: Any) -> SentenceTransformerEncoder:
-    """Build the encoder that ``settings`` (a :class:`search.settings.SearchSettings`) names.
-
-    With ``backend=auto`` (the default) and ``precision=auto``, the fastest backend that passes the quality
-    check of :mod:`search.backend_choice` (checked once per model and machine, then cached); with
-    ``backend=auto`` and an explicit precision: torch for fp32/bf16/fp16, openvino (else onnx) for int8.
-
-    Raises:
-        ConfigError: the model cannot be loaded, or the backend's packages are missing.
-    """
-
-    def load(backend: str, precision: str) -> SentenceTransformerEncoder:
-        return SentenceTransformerEncoder(
-            settings.model,
-            query_prompt=settings.query_prompt,
-            passage_prompt=settings.passage_prompt,
-            revision=settings.model_revision,
-            device=settings.device,
-            backend=backend,
-            precision=precision,
-            max_seq_length=settings.max_seq_length,
-            cache_size=settings.query_cache_size,
-            cache_dir=settings.cache_dir,
-        )
-
-    backend, precision = settings.backend, settings.precision
-    if backend == "auto":
-        if precision == "auto":
-            from search.backend_choice import choose_backend
-
-            choice = choose_backend(
-                settings.model, revision=settings.model_revision, device=settings.device or _default_device(),
-                query_prompt=settings.query_prompt, passage_prompt=settings.passage_prompt, load=load,
-                cache_dir=settings.cache_dir,
-            )
-            enc = choice.encoder or load(choice.backend, choice.precision)
-            enc.clear_query_cache()  # of the check's queries
-            enc.backend_choice = choice.describe()
-            return enc
-        backend = int8_backend() if precision in ("int8", "int8w") else "torch"
-    return load(backend, precision)

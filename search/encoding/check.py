@@ -1,0 +1,172 @@
+"""The quality check of ``ESCO_BACKEND=auto``: how far a faster backend's retrieval is from torch fp32's.
+
+Both encoders embed the held-out check set (:func:`search.encoding.data.check_set`: ESCO alternative labels
+and sentence-like queries, over ESCO skill passages); the candidate passes when
+
+* the mean cosine of its embeddings to fp32's is at least :data:`MIN_MEAN_COSINE` and the lowest at least
+  :data:`MIN_COSINE` (no text is embedded badly),
+* its nDCG@10 and MRR@10 over all queries are at most :data:`MAX_METRIC_DROP` below fp32's, and
+* on each kind of query (``label``, ``sentence``) its MRR@10 is at most :data:`MAX_KIND_MRR_DROP` below.
+
+The same encoding is timed (passages per second, batch ``batch_size``): :mod:`search.encoding.choice` takes the
+fastest candidate that passes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from search.encoding.data import CheckSet, check_set
+from search.metrics import ir_metrics
+
+__all__ = [
+    "MAX_KIND_MRR_DROP",
+    "MAX_METRIC_DROP",
+    "MIN_COSINE",
+    "MIN_MEAN_COSINE",
+    "Embedded",
+    "QualityCheck",
+    "check_quality",
+    "compare",
+    "embed",
+]
+
+MIN_MEAN_COSINE = 0.995  # the issue's bar for a >= 5x backend
+MIN_COSINE = 0.98
+MAX_METRIC_DROP = 0.01  # over all queries
+MAX_KIND_MRR_DROP = 0.005  # per kind of query: a loss of 0.01 MRR@10 on sentence-like queries must not pass
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """One encoder's embeddings of a check set, and how long the passages took."""
+
+    queries: np.ndarray
+    passages: np.ndarray
+    passage_seconds: float
+    query_seconds: float
+
+    @property
+    def passages_per_s(self) -> float:
+        return len(self.passages) / self.passage_seconds if self.passage_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class QualityCheck:
+    """How a backend/precision compares with torch fp32 on the held-out check set, and its speed there."""
+
+    backend: str
+    precision: str
+    passed: bool
+    mean_cosine: float
+    min_cosine: float
+    ndcg_at_10: float
+    ndcg_at_10_fp32: float
+    mrr_at_10: float
+    mrr_at_10_fp32: float
+    seconds: float
+    reasons: tuple[str, ...] = ()
+    passages_per_s: float = 0.0  # encoding the check passages, batch 16
+    mrr_by_kind: dict[str, list[float]] = field(default_factory=dict)  # kind: [mrr@10, fp32's]
+
+    @property
+    def ndcg_drop(self) -> float:
+        return self.ndcg_at_10_fp32 - self.ndcg_at_10
+
+    @property
+    def mrr_drop(self) -> float:
+        return self.mrr_at_10_fp32 - self.mrr_at_10
+
+    def summary(self) -> str:
+        """One line: the figures, and why it failed when it did."""
+        kinds = "".join(f", {k} MRR@10 {v[0]:.4f} (fp32 {v[1]:.4f})" for k, v in sorted(self.mrr_by_kind.items()))
+        line = (f"{self.backend} {self.precision}: cosine to fp32 {self.mean_cosine:.5f} mean, "
+                f"{self.min_cosine:.5f} min; nDCG@10 {self.ndcg_at_10:.4f} (fp32 {self.ndcg_at_10_fp32:.4f}), "
+                f"MRR@10 {self.mrr_at_10:.4f} (fp32 {self.mrr_at_10_fp32:.4f}){kinds}"
+                + (f"; {self.passages_per_s:.1f} passages/s" if self.passages_per_s else ""))
+        return line + (f"; fails: {'; '.join(self.reasons)}" if self.reasons else "")
+
+
+def embed(encoder: Any, check: CheckSet, batch_size: int = 16) -> Embedded:
+    """Embed the check set's passages (timed) and queries with ``encoder``."""
+    encoder.encode_passages(list(check.passages[:batch_size]), batch_size=batch_size)  # warm-up: compile, allocate
+    t = time.perf_counter()
+    p = encoder.encode_passages(list(check.passages), batch_size=batch_size)
+    p_s = time.perf_counter() - t
+    t = time.perf_counter()
+    q = encoder.encode_queries(list(check.queries))
+    return Embedded(np.asarray(q, dtype=np.float32), np.asarray(p, dtype=np.float32), p_s, time.perf_counter() - t)
+
+
+def _metrics(emb: Embedded, check: CheckSet, rows: Sequence[int] | None = None) -> tuple[float, float]:
+    """nDCG@10 and MRR@10 of the queries ``rows`` (default all)."""
+    idx = list(range(len(check.queries))) if rows is None else list(rows)
+    scores = emb.queries[idx] @ emb.passages.T
+    k = min(10, scores.shape[1])
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    m = ir_metrics([[str(j) for j in row] for row in top], [{str(j) for j in check.relevant[i]} for i in idx],
+                   accuracy_at=(1,), precision_recall_at=(10,), mrr_at=(10,), ndcg_at=(10,), map_at=(10,))
+    return m["ndcg@10"], m["mrr@10"]
+
+
+def compare(candidate: Embedded, reference: Embedded, check: CheckSet, backend: str, precision: str,
+            seconds: float = 0.0) -> QualityCheck:
+    """The verdict on ``candidate``'s embeddings against ``reference``'s (torch fp32) on ``check``."""
+    cos = np.concatenate([np.sum(reference.queries * candidate.queries, axis=1),
+                          np.sum(reference.passages * candidate.passages, axis=1)])
+    ndcg_ref, mrr_ref = _metrics(reference, check)
+    ndcg, mrr = _metrics(candidate, check)
+    reasons = []
+    if cos.mean() < MIN_MEAN_COSINE:
+        reasons.append(f"mean cosine {cos.mean():.5f} < {MIN_MEAN_COSINE}")
+    if cos.min() < MIN_COSINE:
+        reasons.append(f"lowest cosine {cos.min():.5f} < {MIN_COSINE}")
+    if ndcg_ref - ndcg > MAX_METRIC_DROP:
+        reasons.append(f"nDCG@10 drop {ndcg_ref - ndcg:.4f} > {MAX_METRIC_DROP}")
+    if mrr_ref - mrr > MAX_METRIC_DROP:
+        reasons.append(f"MRR@10 drop {mrr_ref - mrr:.4f} > {MAX_METRIC_DROP}")
+    by_kind: dict[str, list[float]] = {}
+    for kind in sorted(set(check.kinds)):
+        rows = check.of_kind(kind)
+        k_mrr, k_ref = _metrics(candidate, check, rows)[1], _metrics(reference, check, rows)[1]
+        by_kind[kind] = [round(k_mrr, 6), round(k_ref, 6)]
+        if k_ref - k_mrr > MAX_KIND_MRR_DROP:
+            reasons.append(f"{kind} MRR@10 drop {k_ref - k_mrr:.4f} > {MAX_KIND_MRR_DROP}")
+    return QualityCheck(
+        backend=backend, precision=precision, passed=not reasons,
+        mean_cosine=round(float(cos.mean()), 6), min_cosine=round(float(cos.min()), 6),
+        ndcg_at_10=round(ndcg, 6), ndcg_at_10_fp32=round(ndcg_ref, 6), mrr_at_10=round(mrr, 6),
+        mrr_at_10_fp32=round(mrr_ref, 6), seconds=round(seconds, 2), reasons=tuple(reasons),
+        passages_per_s=round(candidate.passages_per_s, 2), mrr_by_kind=by_kind,
+    )
+
+
+def check_quality(
+    candidate: Any,
+    reference: Any,
+    *,
+    queries: Sequence[str] | None = None,
+    passages: Sequence[str] | None = None,
+    batch_size: int = 16,
+) -> QualityCheck:
+    """Compare ``candidate`` with ``reference`` (torch fp32) on a retrieval task.
+
+    Both are :class:`search.encoding.Encoder` objects with ``backend`` and ``precision`` attributes. Default
+    task: :func:`search.encoding.data.check_set`; with ``queries`` and ``passages``, query i -> passage i (the
+    passages after the queries' are distractors).
+    """
+    check = check_set()
+    if queries is not None or passages is not None:
+        qs = list(queries if queries is not None else check.queries)
+        ps = list(passages if passages is not None else check.passages)
+        check = CheckSet(queries=tuple(qs), relevant=tuple((i,) for i in range(len(qs))),
+                         kinds=("label",) * len(qs), passages=tuple(ps))
+    t = time.perf_counter()
+    ref = embed(reference, check, batch_size)
+    got = embed(candidate, check, batch_size)
+    return compare(got, ref, check, str(candidate.backend), str(candidate.precision), time.perf_counter() - t)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline import run
+from ingest.build import run
 from search.cli import main as search_main
 from search.evaluation import METRIC_ORDER, LabelIndex, LabelledSetError, build_labelled_set
-from search.evaluation_cli import main
+from search.cli.eval import main
 from search.service import SkillSearch
 from search.settings import SearchSettings
-from search.store import open_store
+from search.stores import open_store
 from tests.conftest import make_settings
 from tests.helpers import MINI_V11, fixtures
 
@@ -136,3 +136,61 @@ def test_library_api_on_the_same_store(store_env) -> None:
     assert built.name == "esco-alt-labels-de-n5-seed1"
     # deterministic for a seed
     assert [(q.query, q.relevant) for q in again.queries] == [(q.query, q.relevant) for q in built.queries]
+
+
+def test_alias_switched_during_the_run_stores_into_the_evaluated_collection(
+    tmp_path: Path, minilm_path: str, encoder, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Defect 3b: the threshold went into whatever the alias served at the end, not the collection evaluated."""
+    settings = make_settings(tmp_path / "two", "edge", model=minilm_path)
+    first = run(settings, [MINI_V11], ["en", "de"], encoder=encoder, progress=False).collection
+    second = run(settings, [MINI_V11], ["en"], encoder=encoder, progress=False).collection
+    assert first != second
+    store = open_store(settings)
+    try:
+        store.switch_alias(settings.collection, first)
+        built = build_labelled_set(store, settings.collection, n=8, seed=2, language="en")
+    finally:
+        store.close()
+    labelled = tmp_path / "alt.jsonl"
+    from search.evaluation import write_labelled_jsonl
+
+    write_labelled_jsonl(built, labelled)
+    monkeypatch.chdir(tmp_path)
+    for key, value in {"ESCO_QDRANT_PATH": str(settings.qdrant_path), "ESCO_EMBEDDED_ENGINE": "edge",
+                       "ESCO_MODEL": minilm_path, "ESCO_COLLECTION": settings.collection,
+                       "ESCO_DEVICE": "cpu", "ESCO_PRECISION": "fp32"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("search.service.load_encoder", lambda s: encoder)
+
+    original = SkillSearch.search_batch
+    switched: list[str] = []
+
+    def search_then_switch(self, texts, **kw):
+        hits = original(self, texts, **kw)
+        if not switched:  # an ingest elsewhere switches the alias while the evaluation runs
+            self.store.switch_alias(settings.collection, second)
+            switched.append(second)
+        return hits
+
+    monkeypatch.setattr(SkillSearch, "search_batch", search_then_switch)
+    rc = main([str(labelled), "--json", "--no-report", "--batch-size", "3", "--store-threshold", "0.37"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert switched == [second]
+    out = json.loads(captured.out)
+    assert out["resolved_collection"] == first
+    assert out["languages"] == ["en", "de"]  # the evaluated collection's, not the one switched to
+    assert out["n_queries"] == 8
+    # every chunk searched the pinned collection: the index still equals the exact reference over it
+    assert all(v == pytest.approx(1.0) for v in out["ratio"].values() if v is not None), out["ratio"]
+    assert out["stored_threshold"]["collection"] == first
+    assert out["stored_threshold"]["alias_now_serves"] == second
+    assert f"the threshold went into {first!r}" in captured.err
+    store = open_store(settings)
+    try:
+        assert store.resolve_alias(settings.collection) == second
+        assert store.get_metadata(first)["score_threshold"] == pytest.approx(0.37)
+        assert "score_threshold" not in store.get_metadata(second)
+    finally:
+        store.close()

@@ -7,6 +7,7 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -299,3 +300,94 @@ def test_plots_are_pngs(tmp_path: Path) -> None:
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert p.stat().st_size > 5000
+
+
+# --- exact reference rankings ----------------------------------------------------------------------------
+class _VectorStore:
+    """Just what ExactIndex.from_store reads: a scroll of points with vectors and payloads."""
+
+    def __init__(self, points):
+        self.points = points
+
+    def scroll(self, name, with_vectors=False, with_payload=True, batch_size=1000):
+        for p in self.points:
+            payload = p.payload if with_payload is True else {k: p.payload[k] for k in with_payload
+                                                                  if k in p.payload}
+            yield type(p)(p.id, payload, p.vector if with_vectors else None)
+
+
+def _brute_force(uris, vectors, queries, limit, keep=None):
+    """float64, one point at a time, the best point per concept, ties by first appearance: the reference."""
+    m = np.asarray(vectors, dtype=np.float64)
+    m = m / np.linalg.norm(m, axis=1, keepdims=True)
+    out = []
+    for q in np.asarray(queries, dtype=np.float64):
+        q = q / np.linalg.norm(q)
+        best: dict[str, float] = {}
+        for i, (u, v) in enumerate(zip(uris, m)):
+            if keep is not None and not keep(i):
+                continue
+            s = float(v @ q)
+            if u not in best or s > best[u]:
+                best[u] = s
+        first = {u: i for i, u in reversed(list(enumerate(uris)))}
+        out.append(sorted(best.items(), key=lambda kv: (-kv[1], first[kv[0]]))[:limit])
+    return out
+
+
+@pytest.mark.parametrize("per_concept", [1, 3])
+def test_exact_rankings_equal_brute_force_and_leave_inputs_alone(per_concept: int) -> None:
+    from search.evaluation import ExactIndex, exact_rankings
+    from search.stores import StoredPoint
+
+    rng = np.random.default_rng(7)
+    n_concepts, dim = 50, 16
+    uris = [f"http://data.europa.eu/esco/skill/{i:04d}" for i in range(n_concepts) for _ in range(per_concept)]
+    order = rng.permutation(len(uris))  # the points of one concept scattered over the scroll
+    uris = [uris[i] for i in order]
+    langs = [("en", "de", "fr")[i % 3] for i in range(len(uris))]
+    vectors = rng.normal(size=(len(uris), dim)).astype(np.float32) * 3  # not normalised
+    queries = rng.normal(size=(23, dim)).astype(np.float32)
+    q_before, v_before = queries.copy(), vectors.copy()
+    points = [StoredPoint(f"id{i}", {"concept_uri": u, "language": lang}, vectors[i].tolist())
+              for i, (u, lang) in enumerate(zip(uris, langs))]
+    store = _VectorStore(points)
+
+    want = _brute_force(uris, vectors, queries, limit=10)
+    for chunk in (None, 1, 4, 100):
+        got = list(ExactIndex.from_vectors(uris, vectors).iter_rankings(queries, 10, chunk=chunk))
+        assert [[u for u, _ in r] for r in got] == [[u for u, _ in r] for r in want], chunk
+        for g, w in zip(got, want):
+            assert [s for _, s in g] == pytest.approx([s for _, s in w], abs=1e-5)
+    got = exact_rankings(store, "c", queries, limit=10, batch_size=5)
+    assert [[u for u, _ in r] for r in got] == [[u for u, _ in r] for r in want]
+    # a limit beyond the corpus: every concept once, best first
+    everything = exact_rankings(store, "c", queries[:2], limit=1000)
+    assert all(len(r) == n_concepts for r in everything)
+    assert [u for u, _ in everything[0]] == [u for u, _ in _brute_force(uris, vectors, queries[:1], 1000)[0]]
+    # a filter: only German passages count, the same rule as Filter.matches
+    de = exact_rankings(store, "c", queries, limit=7, filters={"language": "de"}, languages_available=["en", "de", "fr"])
+    assert [[u for u, _ in r] for r in de] == [
+        [u for u, _ in r] for r in _brute_force(uris, vectors, queries, 7, keep=lambda i: langs[i] == "de")]
+    # nothing changed the caller's arrays (the old code normalised float64 queries in place)
+    q64 = queries.astype(np.float64)
+    q64_before = q64.copy()
+    assert [[u for u, _ in r] for r in exact_rankings(store, "c", q64, limit=10)] == [[u for u, _ in r] for r in want]
+    np.testing.assert_array_equal(q64, q64_before)
+    np.testing.assert_array_equal(queries, q_before)
+    np.testing.assert_array_equal(vectors, v_before)
+    assert queries.dtype == np.float32
+
+
+def test_exact_index_edges() -> None:
+    from search.evaluation import ExactIndex, exact_rankings
+
+    empty = exact_rankings(_VectorStore([]), "c", np.ones((3, 4), np.float32))
+    assert empty == [[], [], []]
+    idx = ExactIndex.from_vectors(["a", "b"], np.array([[1.0, 0.0], [0.0, 1.0]]))
+    assert idx.matrix.dtype == np.float32 and len(idx) == 2
+    assert idx.rankings(np.array([[0.0, 2.0]]), limit=5) == [[("b", 1.0), ("a", 0.0)]]
+    with pytest.raises(ValueError, match="2 concept URIs for 3 vectors"):
+        ExactIndex.from_vectors(["a", "b"], np.ones((3, 2)))
+    with pytest.raises(ValueError, match="2-d array"):
+        idx.rankings(np.ones(2))

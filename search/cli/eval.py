@@ -7,8 +7,10 @@ Usage::
         [--query-column query] [--label-column relevant]
     esco-search eval --build-set OUT.jsonl [--n 500] [--seed 0] [--language en]
 
-Settings (model, store, collection) come from ``ESCO_*`` variables, as for ``esco-search``. Errors are
-raised as :class:`search.errors.SearchError`; ``search.cli`` prints them as one line (exit code 2).
+Settings (model, store, collection) come from ``ESCO_*`` variables, as for ``esco-search``. The collection the
+alias serves when the run starts is the one evaluated, and a stored threshold goes into that collection, also
+when the alias is switched meanwhile (a note then names the collection the alias serves now). Errors are
+raised as :class:`search.errors.SearchError`; :func:`search.cli.main` prints them as one line (exit code 2).
 """
 
 from __future__ import annotations
@@ -19,34 +21,29 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from search.cli import add_filter_arguments
+from search.cli.common import add_filter_arguments, filter_kwargs
 from search.errors import InvalidQuery
 from search.evaluation import (
-    MODEL_CARD,
     EvalReport,
     LabelIndex,
     build_labelled_set,
     evaluate,
+    format_report,
     load_labelled,
+    pinned_searcher,
     read_labelled,
     store_threshold,
     write_labelled_jsonl,
     write_report,
 )
 
-__all__ = ["main"]
+__all__ = ["add_parser", "run", "main"]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises InvalidQuery instead of exiting, so the caller prints one line."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InvalidQuery(f"eval: {message} (see `esco-search eval --help`)")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="esco-search eval",
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``eval``."""
+    p = subparsers.add_parser(
+        "eval", help="evaluate a labelled set through the collection; calibrate the score threshold",
         description="Evaluate a labelled set through the collection (the service's search path) and against an "
         "exact brute-force search over its stored vectors; calibrate the score threshold.",
         epilog="Labelled sets: JSONL lines {\"query\": ..., \"relevant\": [concept URIs]}, or CSV/TSV with a query "
@@ -75,55 +72,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="write this threshold into the collection's metadata (SkillSearch's default threshold)")
     p.add_argument("--query-column", help="query column of a CSV/TSV (default 'query')")
     p.add_argument("--label-column", help="label column of a CSV/TSV (default 'relevant', else 'label')")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="queries searched (and scored exactly) together (default 256)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.set_defaults(command="eval")
     return p
-
-
-def _fmt(v: float | None, digits: int = 4) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
-
-
-def format_report(report: EvalReport) -> str:
-    """The readable table: each metric, index value, exact value, their ratio, the model card's value."""
-    lab = report.labelled
-    lines = [
-        f"collection   {report.collection} -> {report.resolved}",
-        f"model        {report.model}   ESCO {report.esco_version}   languages {', '.join(report.languages)}",
-        f"labelled set {lab.get('name')}: {report.n_queries} queries"
-        + (f", {lab['dropped_queries']} dropped" if lab.get("dropped_queries") else "")
-        + (f", {lab['unresolved']} labels unresolved" if lab.get("unresolved") else "")
-        + (f", {lab['resolved_by_alt_label']} resolved by an alternative label" if lab.get("resolved_by_alt_label")
-           else ""),
-        f"search       limit {report.limit}, threshold off, one hit per skill"
-        + (f", filters {json.dumps(report.filters, ensure_ascii=False)}" if report.filters else ""),
-        "",
-        f"{'metric':<14}{'index':>9}{'exact':>9}{'ratio':>8}{'model card':>12}",
-    ]
-    for key, value in report.index.items():
-        ex = report.exact.get(key) if report.exact else None
-        ra = report.ratio.get(key) if report.ratio else None
-        lines.append(f"{key:<14}{value:>9.4f}{_fmt(ex):>9}{_fmt(ra, 3):>8}{_fmt(MODEL_CARD.get(key)):>12}")
-    if report.overlap_at_10 is not None:
-        lines.append(f"index top 10 holds {report.overlap_at_10:.3f} of the exact top 10 (1.000: no neighbour lost)")
-    cal = report.calibration
-    lines += [
-        "",
-        f"threshold    over the top {cal.k} hits of each query ({len(cal.relevant_scores)} relevant, "
-        f"{len(cal.other_scores)} other)",
-        f"  {'best F1':<19}{cal.best_f1_threshold:.3f}  (F1 {cal.best_f1:.3f}, precision {cal.best_f1_precision:.3f}, "
-        f"recall {cal.best_f1_recall:.3f})",
-    ]
-    if cal.target_threshold is not None:
-        lines.append(
-            f"  {'precision >= ' + format(cal.target_precision, 'g'):<19}{cal.target_threshold:.3f}  (precision "
-            f"{_fmt(cal.target_precision_reached, 3)}, recall {_fmt(cal.target_recall, 3)}, F1 {_fmt(cal.target_f1, 3)})"
-        )
-    else:
-        lines.append(f"  {'precision >= ' + format(cal.target_precision, 'g'):<19}never reached on this set")
-    lines.append(f"  {'recommended':<19}{cal.best_f1_threshold:.3f} (best F1); "
-                 f"store it with --store-threshold best-f1")
-    lines.append("  (the model card's figures come from its authors' own labelled set: a reference, not a target)")
-    return "\n".join(lines)
 
 
 def _threshold_choice(choice: str) -> str | float:
@@ -156,7 +109,7 @@ def _chosen_threshold(choice: str | float, report: EvalReport) -> tuple[float, s
 
 
 def _build_set(args: argparse.Namespace, settings: Any) -> int:
-    from search.store import open_store
+    from search.stores import open_store
 
     langs = args.language or []
     if len(langs) > 1:
@@ -184,12 +137,18 @@ def _build_set(args: argparse.Namespace, settings: Any) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Entry point of ``esco-search eval``; returns the exit code.
+    """``esco-search eval ARGV...`` in-process (errors printed as one line, exit code 2)."""
+    from search.cli import main as cli_main
+
+    return cli_main(["eval", *argv])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``esco-search eval``; returns the exit code.
 
     Raises:
         SearchError: bad arguments, an unreadable labelled set (file and line), an unusable store.
     """
-    args = _parser().parse_args(list(argv))
     from search.settings import SearchSettings
 
     settings = SearchSettings()
@@ -203,23 +162,26 @@ def main(argv: Sequence[str]) -> int:
         raise InvalidQuery(f"--target-precision must be in (0, 1], got {args.target_precision}")
     if args.limit is not None and not 1 <= args.limit <= 1000:
         raise InvalidQuery(f"--limit must be from 1 to 1000, got {args.limit}")
+    if args.batch_size < 1:
+        raise InvalidQuery(f"--batch-size must be at least 1, got {args.batch_size}")
     choice = _threshold_choice(args.store_threshold) if args.store_threshold else None
     # The file is read and checked before the model loads: a malformed line fails at once.
     rows = read_labelled(args.labelled, query_column=args.query_column, label_column=args.label_column)
     from search.service import SkillSearch
 
-    with SkillSearch(settings) as searcher:
+    with SkillSearch(settings) as served:
+        # The collection the alias serves now: labels, searches and a stored threshold all use this one.
+        searcher, resolved = pinned_searcher(served)
         # One scroll of the labels: resolves CSV labels, and checks JSONL URIs against the collection.
-        labels = LabelIndex.from_store(searcher.store, searcher.collection)
+        labels = LabelIndex.from_store(searcher.store, resolved)
         labelled = load_labelled(rows, index=labels)
         calib_k = args.calibration_k or settings.limit
         report = evaluate(
             searcher, labelled, limit=args.limit, exact=not args.no_exact, calibration_k=calib_k,
-            target_precision=args.target_precision, progress=args.progress,
-            skill_type=args.skill_type, reuse_level=args.reuse_level, occupation=args.occupation,
-            relation=args.relation, skill_group=args.skill_group, collection=args.skill_collection,
-            language=args.language,
+            target_precision=args.target_precision, progress=args.progress, batch_size=args.batch_size,
+            **filter_kwargs(args),
         )
+        report.collection = served.collection
         written = None
         if not args.no_report:
             written = write_report(report, args.report_dir)
@@ -227,19 +189,33 @@ def main(argv: Sequence[str]) -> int:
         failure: InvalidQuery | None = None
         if choice is not None:
             try:
-                value, how = _chosen_threshold(choice, report)
+                stored = _store(choice, report, labelled.name, searcher)
             except InvalidQuery as exc:  # shown after the report, which is worth reading anyway
                 failure = exc
             else:
-                cal = report.calibration
-                i = min(range(len(cal.thresholds)), key=lambda j: abs(cal.thresholds[j] - value))
-                details = {
-                    "set": labelled.name, "queries": report.n_queries, "k": cal.k, "chosen": how,
-                    "f1": cal.f1[i], "precision": cal.precision[i], "recall": cal.recall[i],
-                    "filters": report.filters,
-                }
-                target = store_threshold(searcher.store, searcher.collection, value, details)
-                stored = {"collection": target, "score_threshold": value, **details}
+                now_serves = served.store.resolve_alias(served.collection)
+                if now_serves is not None and now_serves != resolved:
+                    stored["alias_now_serves"] = now_serves
+    _print(args, report, written, stored)
+    if failure is not None:
+        raise failure
+    return 0
+
+
+def _store(choice: str | float, report: EvalReport, set_name: str, searcher: Any) -> dict[str, Any]:
+    value, how = _chosen_threshold(choice, report)
+    cal = report.calibration
+    i = min(range(len(cal.thresholds)), key=lambda j: abs(cal.thresholds[j] - value))
+    details = {
+        "set": set_name, "queries": report.n_queries, "k": cal.k, "chosen": how,
+        "f1": cal.f1[i], "precision": cal.precision[i], "recall": cal.recall[i],
+        "filters": report.filters,
+    }
+    target = store_threshold(searcher.store, report.resolved or searcher.collection, value, details)
+    return {"collection": target, "score_threshold": value, **details}
+
+
+def _print(args: argparse.Namespace, report: EvalReport, written: dict | None, stored: dict | None) -> None:
     if args.json:
         d = report.to_dict()
         d["report_dir"] = str(args.report_dir) if written else None
@@ -253,7 +229,7 @@ def main(argv: Sequence[str]) -> int:
             print(f"stored       score_threshold {stored['score_threshold']:.3f} ({stored['chosen']}) in "
                   f"{stored['collection']}: SkillSearch's default threshold from now on")
     sys.stdout.flush()
-    if failure is not None:
-        raise failure
-    return 0
-
+    if stored and stored.get("alias_now_serves"):
+        print(f"esco-search eval: note: {report.collection!r} was switched to {stored['alias_now_serves']!r} "
+              f"during the evaluation; the threshold went into {stored['collection']!r}, the collection "
+              f"evaluated. Run the evaluation again to calibrate {stored['alias_now_serves']!r}.", file=sys.stderr)

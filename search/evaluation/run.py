@@ -1,0 +1,200 @@
+"""One evaluation run: a labelled set through the collection and against the exact reference, chunk by chunk.
+
+:func:`evaluate` pins the collection the alias serves when it starts (an alias switched during the run
+changes nothing: the report and a stored threshold name the collection that was measured), searches each
+chunk of queries with ``SkillSearch.search_batch`` (the path services take), ranks the same query vectors
+exactly over the stored vectors (encoded once: the searcher's own vectors are reused), and keeps only
+running sums and the top hits the calibration needs, so memory stays flat however many queries there are.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from search.errors import InvalidQuery
+from search.evaluation.calibration import calibrate
+from search.evaluation.exact import FILTER_KEYS, ExactIndex, dedupe
+from search.evaluation.labelled import LabelledSet, LabelledSetError
+from search.evaluation.report import EvalReport, metric_ratio, now
+from search.metrics import ir_metrics
+from search.filters import clean_query
+from search.service import SkillSearch
+
+__all__ = ["evaluate", "pinned_searcher"]
+
+
+class _RecordingEncoder:
+    """The searcher's encoder, keeping the query vectors it returns so the exact side reuses them."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._taken: list[np.ndarray] = []
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        t0 = time.perf_counter()
+        vecs = self._inner.encode_queries(texts)
+        self.seconds += time.perf_counter() - t0
+        self._taken.append(np.asarray(vecs))
+        return vecs
+
+    def take(self, expected: int) -> np.ndarray:
+        """The vectors recorded since the last call (``expected`` rows)."""
+        got = np.concatenate(self._taken) if len(self._taken) > 1 else (self._taken[0] if self._taken else None)
+        self._taken = []
+        if got is None or len(got) != expected:
+            raise RuntimeError(f"the searcher encoded {0 if got is None else len(got)} query vectors for "
+                               f"{expected} queries")
+        return got
+
+
+def pinned_searcher(searcher: SkillSearch, encoder: Any = None) -> tuple[SkillSearch, str]:
+    """A searcher over the collection ``searcher``'s alias serves now (its store and encoder, not reopened).
+
+    Returns:
+        The pinned searcher (closing it leaves the store open) and the collection's name.
+
+    Raises:
+        CollectionNotFound: neither an alias nor a collection of that name exists.
+    """
+    resolved = searcher.store.resolve_alias(searcher.collection) or searcher.collection
+    settings = searcher.settings.model_copy(update={"collection": resolved})
+    return SkillSearch(settings, encoder=encoder or searcher.encoder, store=searcher.store), resolved
+
+
+def _first_rank(ranking: Sequence[str], rel: frozenset[str]) -> int | None:
+    return next((i + 1 for i, uri in enumerate(ranking) if uri in rel), None)
+
+
+class _Sums:
+    """Metric means over chunks, weighted by the chunk's queries."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, rankings: Sequence[Sequence[str]], relevant: Sequence[frozenset[str]]) -> None:
+        m = ir_metrics(rankings, relevant)
+        for key, value in m.items():
+            self.total[key] = self.total.get(key, 0.0) + value * len(rankings)
+        self.n += len(rankings)
+
+    def means(self) -> dict[str, float]:
+        return {key: value / self.n for key, value in self.total.items()}
+
+
+def evaluate(
+    searcher: SkillSearch,
+    labelled: LabelledSet,
+    *,
+    limit: int = 100,
+    exact: bool = True,
+    calibration_k: int = 10,
+    target_precision: float = 0.9,
+    step: float = 0.005,
+    batch_size: int = 256,
+    progress: bool = False,
+    **filters: Any,
+) -> EvalReport:
+    """Evaluate a labelled set through the collection, against an exact reference.
+
+    The collection the searcher's alias serves at the start is pinned and used throughout. Every query
+    is searched with ``search_batch`` (the path services take) with the threshold disabled (-1.0),
+    ``limit`` hits, one hit per concept and the given filters, ``batch_size`` queries a call. With
+    ``exact``, the same query vectors (those the searcher encoded: nothing is encoded twice) are also
+    ranked by brute force over the collection's stored vectors (:class:`ExactIndex`). A searcher over
+    another store and encoder is built with ``SkillSearch(settings, store=store, encoder=encoder)``.
+
+    Args:
+        searcher: the searcher (its store, collection and encoder are used).
+        labelled: the queries and their relevant concept URIs.
+        limit: hits per query (100 covers ``map@100``).
+        exact: also compute the exact reference and the index/exact ratio.
+        calibration_k: hits per query the threshold calibration considers (a service's ``limit``).
+        target_precision: precision the ``target`` threshold must reach.
+        step: spacing of the calibration thresholds.
+        batch_size: queries per search request (and per chunk of exact scoring).
+        progress: show a progress bar.
+        **filters: the filters of :meth:`SkillSearch.search` (``skill_type``, ``reuse_level``,
+            ``occupation``, ``relation``, ``skill_group``, ``collection``, ``language``, ``status``).
+
+    Raises:
+        InvalidQuery, InvalidFilter: a bad query, limit or filter; CollectionNotFound, QdrantUnavailable.
+    """
+    unknown = set(filters) - set(FILTER_KEYS)
+    if unknown:
+        raise TypeError(f"unknown filter arguments: {', '.join(sorted(unknown))}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidQuery(f"batch_size must be a positive integer, got {batch_size!r}")
+    filters = {k: v for k, v in filters.items() if v is not None and not (k == "relation" and v == "any")}
+    if not labelled.queries:
+        raise LabelledSetError("the labelled set holds no query", file=labelled.source or None)
+    recorder = _RecordingEncoder(searcher.encoder)
+    pinned, resolved = pinned_searcher(searcher, encoder=recorder)
+    meta = pinned.info()
+    languages = list(meta.get("languages") or [])
+    queries = [clean_query(q.query) for q in labelled.queries]
+    relevant = [q.relevant for q in labelled.queries]
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    reference = ExactIndex.from_store(pinned.store, resolved, filters=filters,
+                                      languages_available=languages) if exact else None
+    t_load = time.perf_counter() - t0
+    index_sums, exact_sums = _Sums(), _Sums()
+    cal_hits: list[list[tuple[str, float]]] = []
+    shares: list[float] = []
+    per_query: list[dict[str, Any]] = []
+    t_index = t_exact = 0.0
+    for start in tqdm(range(0, len(queries), batch_size), disable=not progress, desc="evaluate", unit="batch"):
+        chunk, rel = queries[start:start + batch_size], relevant[start:start + batch_size]
+        t1 = time.perf_counter()
+        found = pinned.search_batch(chunk, limit=limit, threshold=-1.0, one_per_concept=True, **filters)
+        t_index += time.perf_counter() - t1
+        vecs = recorder.take(len(chunk))
+        hits = [dedupe(((h.concept_uri, h.score) for h in hs), limit) for hs in found]
+        index_rank = [[u for u, _ in h] for h in hits]
+        index_sums.add(index_rank, rel)
+        cal_hits.extend(h[:calibration_k] for h in hits)
+        exact_rank: list[list[str]] | None = None
+        if reference is not None:
+            t2 = time.perf_counter()
+            exact_rank = [[u for u, _ in h] for h in reference.iter_rankings(vecs, limit)]
+            t_exact += time.perf_counter() - t2
+            exact_sums.add(exact_rank, rel)
+            for a, b in zip(index_rank, exact_rank):
+                ref = set(b[:10])
+                if ref:
+                    shares.append(len(ref & set(a[:10])) / len(ref))
+        for i, hs in enumerate(found):
+            q = labelled.queries[start + i]
+            top = hs[0] if hs else None
+            per_query.append({
+                "line": q.line, "query": q.query, "relevant": sorted(q.relevant),
+                "rank": _first_rank(index_rank[i], q.relevant),
+                "exact_rank": _first_rank(exact_rank[i], q.relevant) if exact_rank is not None else None,
+                "top_uri": top.concept_uri if top else "", "top_label": top.preferred_label if top else "",
+                "top_score": round(top.score, 6) if top else 0.0,
+            })
+    index_metrics = index_sums.means()
+    exact_metrics = exact_sums.means() if reference is not None else None
+    cal = calibrate(cal_hits, relevant, k=calibration_k, step=step, target_precision=target_precision)
+    return EvalReport(
+        collection=searcher.collection, resolved=resolved,
+        n_queries=len(queries), limit=limit, filters=dict(filters),
+        index=index_metrics, exact=exact_metrics,
+        ratio=metric_ratio(index_metrics, exact_metrics) if exact_metrics is not None else None,
+        overlap_at_10=float(np.mean(shares)) if shares else None, calibration=cal,
+        labelled=labelled.summary(), model=str(meta.get("model", "")), esco_version=str(meta.get("esco_version", "")),
+        languages=languages,
+        seconds={"index": round(t_index, 3), "encode": round(recorder.seconds, 3),
+                 "exact": round(t_exact + t_load, 3), "exact_load": round(t_load, 3)},
+        per_query=per_query, created_at=now(),
+    )

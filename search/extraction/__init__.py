@@ -25,9 +25,13 @@ from search.extraction.types import Evidence, ExtractedSkill, SearcherLike
 from search.text import clean_text
 
 __all__ = ["Evidence", "ExtractedSkill", "Segment", "SearcherLike", "extract", "extract_batch", "segments_for",
-           "DEFAULT_LIMIT", "PER_SEGMENT", "MAX_SEGMENTS_PER_CALL", "THRESHOLD_KEY", "default_threshold"]
+           "DEFAULT_LIMIT", "PER_SEGMENT", "MAX_SEGMENTS_PER_CALL", "THRESHOLD_KEY", "WINDOW_TOKENS", "default_threshold"]
 
 DEFAULT_LIMIT = 20
+# Sentences longer than this many tokens are cut into overlapping windows: a skill named in a long run-on
+# sentence is not drowned by the rest (the model was tuned on texts of ~82 tokens); the whole text still gets
+# the model's full window.
+WINDOW_TOKENS = 128
 PER_SEGMENT = 10
 # Texts are searched in groups of about this many segments (a text's segments always stay together):
 # memory stays flat in the number of texts.
@@ -37,17 +41,19 @@ THRESHOLD_KEY = "extract_threshold"
 
 
 def segments_for(searcher: SearcherLike, text: str, language: str = "en", *, whole_text: bool = True,
-                 overlap: int = 32) -> list[Segment]:
-    """The segments of ``text`` that extraction searches: sentences and list items, cut to the model's window
-    with overlap, plus the whole text when it fits the window (and has more than one segment)."""
+                 window_tokens: int = WINDOW_TOKENS, overlap: int = 32) -> list[Segment]:
+    """The segments of ``text`` that extraction searches: sentences and list items, those over
+    ``window_tokens`` (at most the model's window) cut into windows that overlap by ``overlap`` tokens, plus the
+    whole text when it fits the model's window (and has more than one segment)."""
     enc = searcher.encoder
     window = int(enc.max_seq_length)
+    cut = max(16, min(window, window_tokens))
 
     def count(ts: list[str]) -> list[int]:
         return list(enc.token_counts(ts, enc.query_prompt))
 
     segs = [s for s in segment(text, language) if clean_text(s.text)]
-    segs = split_long(segs, count, window, overlap=min(overlap, window // 2 - 1))
+    segs = split_long(segs, count, cut, overlap=min(overlap, cut // 2 - 1))
     if whole_text and len(segs) > 1:
         doc = document_segment(text)
         if doc is not None and count([doc.text])[0] <= window:
@@ -82,6 +88,7 @@ def extract_batch(
     aggregation: str = "max",
     per_segment: int = PER_SEGMENT,
     whole_text: bool = True,
+    window_tokens: int = WINDOW_TOKENS,
     max_segments_per_call: int = MAX_SEGMENTS_PER_CALL,
     **filters: Any,
 ) -> list[list[ExtractedSkill]]:
@@ -103,6 +110,8 @@ def extract_batch(
         aggregation: ``max`` or ``support`` (:mod:`search.extraction.aggregate`).
         per_segment: hits searched per segment.
         whole_text: also search the whole text as one segment where it fits the model's window.
+        window_tokens: a segment over this many tokens is cut into overlapping windows (default 128, at most
+            the model's window).
         max_segments_per_call: texts are searched in groups of about this many segments.
         **filters: every filter of ``SkillSearch.search`` (skill_type, reuse_level, occupation, relation,
             skill_group, collection, status, one_per_concept).
@@ -126,7 +135,7 @@ def extract_batch(
     out: list[list[ExtractedSkill]] = []
     group: list[list[Segment]] = []
     for doc in docs:
-        group.append(segments_for(searcher, doc, lang, whole_text=whole_text))
+        group.append(segments_for(searcher, doc, lang, whole_text=whole_text, window_tokens=window_tokens))
         if sum(len(g) for g in group) >= max_segments_per_call:
             out.extend(_search_group(searcher, group, thr, lim, language, aggregation, per_segment, filters))
             group = []

@@ -114,6 +114,64 @@ OCCUPATIONS: dict[str, tuple[str, str, str, str, str]] = {
 OCCUPATION: dict[str, str] = {k: f"{ESCO}/occupation/{_uuid('occupation/' + k)}" for k in OCCUPATIONS}
 UNKNOWN_OCCUPATION = f"{ESCO}/occupation/{_uuid('occupation/not-in-the-release')}"
 
+# Labels of the occupations beyond the preferred one, per language: (alternative labels, hidden labels).
+# "Python programmer" is an alternative label of two occupations (an ambiguous label); the German
+# preferred labels carry both gendered forms ("Bäcker/Bäckerin"), some alternative labels one of them.
+OCCUPATION_LABELS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "developer": {"en": (("software engineer", "programmer", "Python programmer"), ("sofware developer",)),
+                  "de": (("Programmierer/Programmiererin", "Softwareingenieur"), ())},
+    "baker": {"en": (("bread maker", "pastry baker"), ("bakker",)),
+              "de": (("Bäckerin", "Brotbäcker/Brotbäckerin"), ("Becker",))},
+    "welder": {"en": (("welding operator",), ()), "de": (("Schweißerin",), ())},
+    "nurse": {"en": (("general nurse", "registered nurse"), ()),
+              "de": (("Krankenpfleger/Krankenschwester", "Pflegefachfrau/Pflegefachmann"), ())},
+    "accountant": {"en": (("financial accountant", "bookkeeper"), ()), "de": (("Bilanzbuchhalter",), ())},
+    "bike_mechanic": {"en": (("bike mechanic", "cycle mechanic"), ()),
+                      "de": (("Zweiradmechaniker/Zweiradmechanikerin",), ())},
+    "data_analyst": {"en": (("data analytics specialist", "Python programmer"), ()),
+                     "de": (("Datenanalytiker",), ())},
+    "shop_assistant": {"en": (("sales assistant", "retail assistant"), ()), "de": (("Verkaufskraft",), ())},
+}  # fmt: skip
+# The nurse is a regulated profession in ESCO; the others are not.
+REGULATED = {"nurse"}
+
+# ISCO-08 groups above the occupations: code -> (en label, de label). A group's parent is its code minus
+# the last digit.
+ISCO_GROUPS: dict[str, tuple[str, str]] = {
+    "2": ("Professionals", "Akademische Berufe"),
+    "22": ("Health professionals", "Akademische und verwandte Gesundheitsberufe"),
+    "222": ("Nursing and midwifery professionals", "Akademische und vergleichbare Krankenpflege- und Geburtshilfefachkräfte"),
+    "2221": ("Nursing professionals", "Akademische und vergleichbare Krankenpflegefachkräfte"),
+    "24": ("Business and administration professionals", "Akademische und vergleichbare Fachkräfte in betriebswirtschaftlichen und kaufmännischen Berufen"),
+    "241": ("Finance professionals", "Akademische und vergleichbare Fachkräfte im Finanzwesen"),
+    "2411": ("Accountants", "Wirtschaftsprüfer, Steuerberater und verwandte Berufe"),
+    "25": ("Information and communications technology professionals", "Akademische und vergleichbare Fachkräfte in der Informations- und Kommunikationstechnologie"),
+    "251": ("Software and applications developers and analysts", "Entwickler und Analytiker von Software und Anwendungen"),
+    "2511": ("Systems analysts", "Systemanalytiker"),
+    "2512": ("Software developers", "Softwareentwickler"),
+    "5": ("Service and sales workers", "Dienstleistungsberufe und Verkäufer"),
+    "52": ("Sales workers", "Verkaufskräfte"),
+    "522": ("Shop salespersons", "Verkaufskräfte in Handelsgeschäften"),
+    "5223": ("Shop sales assistants", "Verkäufer in Handelsgeschäften"),
+    "7": ("Craft and related trades workers", "Handwerks- und verwandte Berufe"),
+    "72": ("Metal, machinery and related trades workers", "Metallarbeiter, Mechaniker und verwandte Berufe"),
+    "721": ("Sheet and structural metal workers, moulders and welders, and related workers", "Blechkaltverformer, Baumetallverformer, Former (für Metallguss), Schweißer und verwandte Berufe"),
+    "7212": ("Welders and flamecutters", "Schweißer und Brennschneider"),
+    "723": ("Machinery mechanics and repairers", "Maschinenmechaniker und -schlosser"),
+    "7231": ("Motor vehicle mechanics and repairers", "Kraftfahrzeugmechaniker und -schlosser"),
+    "75": ("Food processing, wood working, garment and other craft and related trades workers", "Berufe in der Nahrungsmittelverarbeitung, Holzverarbeitung und Bekleidungsherstellung und verwandte handwerkliche Fachkräfte"),
+    "751": ("Food processing and related trades workers", "Berufe in der Nahrungsmittelverarbeitung und verwandte handwerkliche Fachkräfte"),
+    "7512": ("Bakers, pastry-cooks and confectionery makers", "Bäcker, Konditoren und Süßwarenhersteller"),
+}  # fmt: skip
+# Occupation -> broader occupation (ESCO's occupation pillar below the ISCO groups): the bicycle mechanic
+# sits under the welder here only to give the fixture one occupation-to-occupation edge.
+BROADER_OCCUPATION = {"bike_mechanic": "welder"}
+
+
+def isco_uri(code: str) -> str:
+    """The ESCO URI of an ISCO-08 group."""
+    return f"{ESCO}/isco/C{code}"
+
 # ------------------------------------------------------------------------------------------ skills
 ZWSP = "\u200b"
 NBSP = "\u00a0"
@@ -394,11 +452,48 @@ def _occupations_csv(lang: str, v12: bool) -> bytes:
     rows = []
     for i, (k, (isco, en, de, den, dde)) in enumerate(OCCUPATIONS.items()):
         label, desc = (en, den) if lang == "en" else (de, dde)
-        row = ["Occupation", OCCUPATION[k], isco, label, "", "", "released", MODIFIED,
-               f"{ESCO}/regulated-professions/unregulated", "", "", f"{ESCO}/concept-scheme/occupations",
+        alts, hidden = OCCUPATION_LABELS[k][lang]
+        regulated = "regulated" if k in REGULATED else "unregulated"
+        row = ["Occupation", OCCUPATION[k], isco, label, "\n".join(alts), "\n".join(hidden), "released", MODIFIED,
+               f"{ESCO}/regulated-professions/{regulated}", "", "", f"{ESCO}/concept-scheme/occupations",
                desc, f"{isco}.{i + 1}"]
         rows.append(row + ([""] if v12 else []))
     return _csv(header, rows)
+
+
+def _isco_csv(lang: str) -> bytes:
+    header = ["conceptType", "conceptUri", "code", "preferredLabel", "status", "altLabels", "inScheme", "description"]
+    rows = [["ISCOGroup", isco_uri(code), code, en if lang == "en" else de, "released", "",
+             f"{ESCO}/concept-scheme/occupations,\n{ESCO}/concept-scheme/isco", ""]
+            for code, (en, de) in ISCO_GROUPS.items()]
+    return _csv(header, rows)
+
+
+def _occ_broader_csv(lang: str | None) -> bytes:
+    if lang is None:
+        header = ["conceptType", "conceptUri", "broaderType", "broaderUri"]
+    else:
+        header = ["conceptType", "conceptUri", "conceptLabel", "broaderType", "broaderUri", "broaderLabel"]
+
+    def isco_label(code: str) -> str:
+        return ISCO_GROUPS[code][0 if lang == "en" else 1]
+
+    edges: list[list[str]] = []
+    for code in ISCO_GROUPS:
+        if len(code) > 1:
+            edges.append(["ISCOGroup", isco_uri(code), "" if lang is None else isco_label(code),
+                          "ISCOGroup", isco_uri(code[:-1]), "" if lang is None else isco_label(code[:-1])])
+    for k, (isco, *_rest) in OCCUPATIONS.items():
+        if k in BROADER_OCCUPATION:
+            b = BROADER_OCCUPATION[k]
+            edges.append(["Occupation", OCCUPATION[k], _label(lang or "en", OCCUPATION[k]),
+                          "Occupation", OCCUPATION[b], _label(lang or "en", OCCUPATION[b])])
+        else:
+            edges.append(["Occupation", OCCUPATION[k], _label(lang or "en", OCCUPATION[k]),
+                          "ISCOGroup", isco_uri(isco), isco_label(isco) if lang else ""])
+    if lang is None:
+        edges = [[e[0], e[1], e[3], e[4]] for e in edges]
+    return _csv(header, edges)
 
 
 def _groups_csv(lang: str) -> bytes:
@@ -476,10 +571,13 @@ def fixture_files() -> dict[str, bytes]:
             files[f"{d}/skills_{lang}.csv"] = _skills_csv(lang, bom=(lang == "de" and not v12))
             files[f"{d}/occupations_{lang}.csv"] = _occupations_csv(lang, v12)
             files[f"{d}/skillGroups_{lang}.csv"] = _groups_csv(lang)
+            files[f"{d}/ISCOGroups_{lang}.csv"] = _isco_csv(lang)
             for key, stem in COLLECTION_STEMS.items():
                 files[f"{d}/{stem}_{lang}.csv"] = _collection_csv(lang, key)
         files[f"{d12}/occupationSkillRelations_{lang}.csv"] = _relations_csv(lang)
         files[f"{d12}/broaderRelationsSkillPillar_{lang}.csv"] = _broader_csv(lang)
+        files[f"{d12}/broaderRelationsOccPillar_{lang}.csv"] = _occ_broader_csv(lang)
+    files[f"{rel_dir}/broaderRelationsOccPillar.csv"] = _occ_broader_csv(None)
     return files
 
 

@@ -109,7 +109,9 @@ def brute_force(
     if threshold is not None:
         keep = keep & (scores >= threshold)
     idx = np.flatnonzero(keep)
-    idx = idx[np.argsort(-scores[idx], kind="stable")][:limit]
+    if limit < len(idx):  # exact top-k without sorting everything: partition, then sort the k
+        idx = np.sort(idx[np.argpartition(-scores[idx], limit - 1)[:limit]])  # ties stay in id order
+    idx = idx[np.argsort(-scores[idx], kind="stable")]
     return [(ds.points[i].id, float(scores[i])) for i in idx]
 
 

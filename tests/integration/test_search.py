@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -360,3 +361,58 @@ def test_a_failing_model_load_leaves_no_store_open(tmp_path, monkeypatch):
     # local mode's folder lock is free: this process can open the store again.
     again = QdrantClientStore.local(settings.store_path)
     again.close()
+
+
+class _HashEncoder:
+    """A model-free encoder: each text maps to a fixed vector near one of the dataset's points."""
+
+    model_name = "hash-encoder"
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.dimension = vectors.shape[1]
+        self._vectors = vectors
+        self.batches: list[int] = []
+
+    def encode_queries(self, texts):
+        self.batches.append(len(texts))
+        out = []
+        for t in texts:
+            rng = np.random.default_rng(zlib.crc32(t.encode()))
+            v = self._vectors[rng.integers(len(self._vectors))] + 0.5 * rng.standard_normal(self.dimension)
+            out.append(v / np.linalg.norm(v))
+        return np.asarray(out, dtype=np.float32)
+
+
+@pytest.mark.parametrize("one_per_concept", [True, False], ids=["grouped", "plain"])
+def test_a_batch_of_thousands_equals_the_queries_one_by_one(tmp_path, one_per_concept):
+    """search_batch of 2,600 texts (chunks of BATCH_CHUNK, a last partial one) == 2,600 single searches."""
+    from search.service import BATCH_CHUNK
+    from search.settings import SearchSettings
+    from search.stores.edge import EdgeStore
+    from store_testdata import make_dataset
+
+    data = make_dataset(concepts=400)
+    store = EdgeStore(tmp_path / "store")
+    from search.schema import KEYWORD_FIELDS
+    from search.stores import CollectionParams
+
+    store.create_collection("c1", CollectionParams(vector_size=48), {"vector_size": 48, "languages": ["en", "de"]},
+                            KEYWORD_FIELDS)
+    store.upsert("c1", data.points)
+    store.switch_alias("esco_skills", "c1")
+    enc = _HashEncoder(data.vectors)
+    settings = SearchSettings(_env_file=None, qdrant_path=tmp_path / "store", collection="esco_skills")
+    texts = [f"query number {i}" for i in range(2600)] + ["query number 7"] * 3  # repeats too
+    try:
+        s = SkillSearch(settings, encoder=enc, store=store)
+        batch = s.search_batch(texts, limit=7, one_per_concept=one_per_concept, skill_type="knowledge")
+        assert max(enc.batches) <= BATCH_CHUNK and sum(enc.batches) == len(texts)  # encoded in chunks
+        assert len(batch) == len(texts) and all(batch)
+        for text, hits in zip(texts, batch):
+            single = s.search(text, limit=7, one_per_concept=one_per_concept, skill_type="knowledge")
+            assert [(h.concept_uri, h.language) for h in hits] == [(h.concept_uri, h.language) for h in single]
+            assert [h.score for h in hits] == pytest.approx([h.score for h in single], abs=1e-6)
+        if one_per_concept:
+            assert all(len({h.concept_uri for h in hits}) == len(hits) for hits in batch)
+    finally:
+        store.close()

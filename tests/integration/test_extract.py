@@ -3,9 +3,13 @@ the embedded store): evidence offsets, texts over the window, filters, threshold
 
 from __future__ import annotations
 
+import io
+import json
+import sys
+
 import pytest
 
-from ingest.pipeline import run
+from ingest.build import run
 from search import InvalidFilter, InvalidQuery, SkillSearch
 from search.extraction import WINDOW_TOKENS, ExtractedSkill, extract, extract_batch, segments_for
 from tests.conftest import make_settings
@@ -188,3 +192,50 @@ def test_bad_input_is_refused_with_the_reason(searcher):
     with pytest.raises(InvalidQuery, match="threshold"):
         extract(searcher, COURSE, threshold=2.0)
     assert extract_batch(searcher, []) == []
+
+
+def _cli(argv: list[str]) -> int:
+    """``esco-search extract ...`` through the dispatcher when it offers ``extract``, else the module itself."""
+    import argparse
+
+    from search.cli import COMMANDS, main
+
+    if "extract" in COMMANDS:
+        return main(["extract", *argv])
+    from search.cli import extract as cli_extract
+    from search.errors import SearchError
+
+    p = argparse.ArgumentParser(prog="esco-search")
+    cli_extract.add_parser(p.add_subparsers())
+    try:
+        return cli_extract.run(p.parse_args(["extract", *argv]))
+    except SearchError as exc:
+        sys.stderr.write(f"esco-search: error: {exc}\n")
+        return 2
+
+
+def test_cli_table_and_json(searcher, minilm_path, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ESCO_QDRANT_PATH", str(searcher.settings.qdrant_path))
+    monkeypatch.setenv("ESCO_MODEL", minilm_path)
+    monkeypatch.setenv("ESCO_BACKEND", "torch")
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "ad.txt"
+    f.write_text(COURSE + "\n\n" + BOILERPLATE, encoding="utf-8")
+    assert _cli([str(f), "--threshold", "0.45", "--language", "en"]) == 0
+    out = capsys.readouterr().out
+    assert "bake bread" in out and fixtures().SKILL["bread"] in out
+    assert "bake bread and rolls in the oven every morning" in out  # the evidence snippet
+    assert _cli([str(f), "--threshold", "0.45", "--language", "en", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    text = f.read_text(encoding="utf-8")
+    assert {d["concept_uri"] for d in data} >= {fixtures().SKILL["bread"], fixtures().SKILL["bicycles"]}
+    for d in data:
+        assert d["score"] >= 0.45
+        for e in d["evidence"]:
+            assert text[e["start"]:e["end"]] == e["text"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("I repair bicycles."))
+    assert _cli(["-", "--json", "--threshold", "0.3"]) == 0
+    assert fixtures().SKILL["bicycles"] in {d["concept_uri"] for d in json.loads(capsys.readouterr().out)}
+    assert _cli([str(tmp_path / "missing.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.txt" in err and "no such file" in err

@@ -1,6 +1,6 @@
 """A full ingest of a real release into a temporary embedded store: read / encode / write seconds, peak memory.
 
-Runs the worker's own pipeline (:func:`ingest.pipeline.run`) on the real ESCO release (default v1.1.1,
+Runs the worker's own pipeline (:func:`ingest.build.run`) on the real ESCO release (default v1.1.1,
 English) and reports the split the pipeline measures itself (``summary.seconds``: read, load_model,
 tokenize, encode, write, verify_switch; encoding overlaps the writes, so the parts add up to more than the
 wall time), texts/s of the encoding, and the process's peak resident memory (``ru_maxrss``).
@@ -40,9 +40,9 @@ def peak_rss_mb() -> float:
 
 def encode_alone(settings, args) -> float:
     """Seconds to encode the ingest's passages, in its order and batches, with nothing else running."""
-    from ingest.esco_csv import read_release
-    from ingest.pipeline import build_points, model_key
-    from search.encoders import load_encoder
+    from ingest.esco import read_release
+    from ingest.points import build_points, model_key
+    from search.encoding import load_encoder
 
     enc = load_encoder(settings)
     release = read_release([args.release], [args.language], limit=args.limit)
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     quiet_logging()
 
-    from ingest.pipeline import run
+    from ingest.build import run
     from ingest.settings import IngestSettings
 
     model = resolve_model(args.model)

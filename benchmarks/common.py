@@ -93,7 +93,7 @@ def resolve_model(name: str) -> str:
 # --- ESCO -----------------------------------------------------------------------------------------------
 def esco_records(release: str | Path = DEFAULT_RELEASE, language: str = "en") -> list[Any]:
     """The skills of a real release (zip or folder), read with the project's own reader."""
-    from ingest.esco_csv import read_release
+    from ingest.esco import read_release
 
     rel = read_release([release], [language])
     return list(rel.skills.get(language, []))

@@ -76,9 +76,9 @@ def _print_summary(s: dict) -> None:
 
 
 def _manage(argv: Sequence[str]) -> int:
-    from ingest.pipeline import list_collections, rollback
+    from ingest.collections import list_collections, rollback
     from ingest.settings import IngestSettings
-    from search.store import open_store
+    from search.stores import open_store
 
     p = argparse.ArgumentParser(prog=f"esco-ingest {argv[0]}")
     if argv[0] == "rollback":
@@ -100,7 +100,8 @@ def _manage(argv: Sequence[str]) -> int:
                     print(f"{r['collection']:<70} {r['status']:<9} {r['esco_version'] or '?':<8} "
                           f"{','.join(r['languages'] or []):<10} {r['points']:>7} pts  {r['model']}  {mark}")
         else:
-            old, new = rollback(store, settings.collection, args.to)
+            old, new = rollback(store, settings.collection, args.to, lock_folder=settings.lock_folder,
+                                stale_seconds=settings.lock_stale_seconds)
             print(f"alias {settings.collection!r}: {old} -> {new}")
     finally:
         store.close()
@@ -121,10 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         from tqdm.contrib.logging import logging_redirect_tqdm
 
-        from ingest.pipeline import run
+        from ingest.build import run
         from ingest.settings import IngestSettings
 
-        from search.cli import quiet_model_loading
+        from search.cli.common import quiet_model_loading
 
         settings = IngestSettings()
         quiet_model_loading()

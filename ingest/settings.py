@@ -16,7 +16,11 @@ class IngestSettings(SearchSettings):
     """Everything :class:`~search.settings.SearchSettings` has, plus batching, retention and cluster layout."""
 
     batch_size: int = Field(default=16, ge=1, le=4096, description="passages per encoder batch (sorted by length)")
-    upsert_batch_size: int = Field(default=256, ge=1, le=10_000, description="points per upsert request")
+    upsert_batch_size: int = Field(
+        default=256, ge=1, le=2048,
+        description="points per upsert request at most; requests are also split to stay under 16 MiB (a Qdrant "
+        "server refuses requests over 32 MB by default)",
+    )
     keep_collections: int = Field(
         default=2, ge=1, description="complete collections kept per alias (the served one included) for rollback"
     )

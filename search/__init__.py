@@ -15,7 +15,6 @@ from search.errors import (
     CollectionNotFound,
     ConfigError,
     EncoderMismatch,
-    EscoFormatError,
     InvalidFilter,
     InvalidQuery,
     QdrantUnavailable,
@@ -37,7 +36,6 @@ __all__ = [
     "EncoderMismatch",
     "QdrantUnavailable",
     "StoreLocked",
-    "EscoFormatError",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -6,8 +6,6 @@ one line. Programming mistakes stay plain ``ValueError``/``TypeError``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 __all__ = [
     "SearchError",
     "ConfigError",
@@ -17,9 +15,6 @@ __all__ = [
     "EncoderMismatch",
     "QdrantUnavailable",
     "StoreLocked",
-    "EscoFormatError",
-    "IngestLocked",
-    "VerificationFailed",
 ]
 
 
@@ -72,36 +67,3 @@ class QdrantUnavailable(SearchError):
 
 class StoreLocked(SearchError):
     """The embedded store is opened by another process."""
-
-
-class IngestLocked(SearchError):
-    """Another ingest is writing to the same alias."""
-
-
-class VerificationFailed(SearchError):
-    """A freshly written collection did not pass its checks; the alias was not switched."""
-
-
-class EscoFormatError(SearchError):
-    """An ESCO release that cannot be read; names the file, and the line and column where they apply."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        file: str | Path | None = None,
-        line: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        self.file = str(file) if file is not None else None
-        self.line = line
-        self.column = column
-        where = []
-        if self.file:
-            where.append(self.file)
-        if line is not None:
-            where.append(f"line {line}")
-        if column:
-            where.append(f"column {column!r}")
-        prefix = ", ".join(where)
-        super().__init__(f"{prefix}: {message}" if prefix else message)

@@ -6,9 +6,9 @@ qdrant-client's own models, as a server would receive it.
 
 from __future__ import annotations
 
-from ingest.pipeline import run
+from ingest.build import run
 from ingest.settings import IngestSettings
-from search.store import open_store
+from search.stores import open_store
 from tests.fault_server import FaultServer
 from tests.helpers import MINI_V11
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.pipeline import run
+from ingest.build import run
 from search import SkillSearch
 from tests.conftest import make_settings
 from tests.helpers import MINI_V11, fixtures

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ingest.pipeline import run
+from ingest.build import run
 from search.schema import KEYWORD_FIELDS, Field, point_id
-from search.store import open_store
+from search.stores import open_store
 from tests.conftest import STORE_KINDS, settings_for
 from tests.helpers import MINI_V11, MINI_V12, all_points, fixtures
 

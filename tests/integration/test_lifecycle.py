@@ -16,18 +16,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.lock import IngestLock
-from ingest.pipeline import list_collections, rollback, run
+from ingest.build import run
+from ingest.collections import list_collections, rollback
+from ingest.errors import IngestLocked
+from ingest.ownership import IngestLock
 from search import SkillSearch
-from search.errors import IngestLocked, SearchError, StoreLocked
+from search.errors import SearchError, StoreLocked
 from search.schema import Field, point_id
-from search.store import open_store
+from search.stores import open_store
 from tests.helpers import MINI_V11, MINI_V12, ROOT, all_points, fixtures
 
 WORKER = r"""
 import json, os, signal, sys, time
 from pathlib import Path
-from ingest.pipeline import run
+from ingest.build import run
 from ingest.settings import IngestSettings
 
 cfg = json.loads(sys.argv[1])
@@ -235,11 +237,11 @@ def test_rollback_list_and_retention(tmp_path, encoder):
         rows = list_collections(store, settings.collection)
         assert [r["collection"] for r in rows] == names[:0:-1]  # the oldest was pruned
         assert rows[0]["served_by"] == settings.collection and rows[0]["esco_version"] == "v1.2.11"
-        old, new = rollback(store, settings.collection)
+        old, new = rollback(store, settings.collection, lock_folder=settings.lock_folder)
         assert (old, new) == (names[2], names[1])
         assert store.resolve_alias(settings.collection) == names[1]
         with pytest.raises(SearchError):
-            rollback(store, settings.collection, to="no_such_collection")
+            rollback(store, settings.collection, to="no_such_collection", lock_folder=settings.lock_folder)
     finally:
         store.close()
 
@@ -250,8 +252,8 @@ def test_one_writer_per_alias_and_a_dead_holder_frees_the_lock(tmp_path, encoder
     settings = make_settings(tmp_path, "edge", model=encoder.model_name)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys,time; from ingest.lock import IngestLock; from pathlib import Path;"
-         "IngestLock(Path(sys.argv[1]), 'esco_skills').acquire(); print('held', flush=True); time.sleep(600)",
+         "import sys,time; from ingest.ownership import IngestLock; from pathlib import Path;"
+         "held = IngestLock(Path(sys.argv[1]), 'esco_skills').acquire(); print('held', flush=True); time.sleep(600)",
          str(settings.lock_folder)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
     try:

@@ -8,10 +8,10 @@ import zipfile
 
 import pytest
 
-from ingest.pipeline import run
+from ingest.build import run
 from search import SkillSearch
 from search.schema import Field, point_id
-from search.store import open_store
+from search.stores import open_store
 from tests.conftest import make_settings, real_release
 
 pytestmark = [pytest.mark.slow, pytest.mark.release]

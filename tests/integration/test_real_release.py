@@ -1,4 +1,4 @@
-"""ingest.esco_csv on the real ESCO releases in ../shared/esco (skipped when absent).
+"""ingest.esco on the real ESCO releases in ../shared/esco (skipped when absent).
 
 The expected values were taken by hand from the raw CSVs (grep over skills_en.csv,
 occupationSkillRelations.csv, broaderRelationsSkillPillar.csv, skillGroups_en.csv and the collections).
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.esco_csv import Release, read_release
+from ingest.esco import Release, read_release
 
 pytestmark = pytest.mark.release
 

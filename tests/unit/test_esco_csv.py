@@ -1,4 +1,4 @@
-"""Unit tests of ingest.esco_csv on the mini release in tests/data/esco_mini (both layouts, en and de)."""
+"""Unit tests of ingest.esco on the mini release in tests/data/esco_mini (both layouts, en and de)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.esco_csv import (
+from ingest.esco import (
     STAT_KEYS,
     Release,
     SkillRecord,
@@ -26,7 +26,8 @@ from ingest.esco_csv import (
     read_release,
     split_labels,
 )
-from search.errors import ConfigError, EscoFormatError, SearchError
+from ingest.errors import EscoFormatError
+from search.errors import ConfigError, SearchError
 from search.schema import COLLECTIONS, REUSE_LEVELS, SKILL_TYPES
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.pipeline import count_truncated
+from ingest.points import count_truncated
 
 
 CORPUS = [

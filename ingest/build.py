@@ -1,0 +1,369 @@
+"""The ingest job: read a release, encode what changed, write a new versioned collection, switch the alias.
+
+Phases of :func:`run` (each a function below):
+
+1. read the release (:mod:`ingest.esco`), one point per skill and language (:mod:`ingest.points`);
+2. take the one-writer lock of the alias (:mod:`ingest.ownership`);
+3. :func:`_served_state`: the collection the alias serves now; every point whose text hash (model +
+   prompt + passage) is unchanged keeps its stored vector, only new and changed passages are encoded;
+4. :func:`_open_target`: a new collection ``<alias>__<version>__<model>__<stamp>``, or the unfinished build
+   of the same input to resume (skipping every point already written); abandoned builds of other inputs
+   are pruned;
+5. :func:`_write_reused` and :func:`_encode_and_write`: reused vectors first, then batches sorted by
+   length, encoded while the previous chunk is upserted;
+6. :func:`_finish`: optimize, verify (point count, a probe search), mark complete and switch the alias in
+   one atomic step, prune complete collections beyond ``keep_collections``.
+
+A :class:`~ingest.ownership.Heartbeat` runs through phases 5 and 6. Services keep searching the old
+collection until phase 6; a worker killed anywhere resumes at phase 5.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.collections import collection_params, delete_collections, prune_complete, verify
+from ingest.errors import VerificationFailed
+from ingest.esco import Release, read_release
+from ingest.ownership import (
+    STATUS_BUILDING,
+    STATUS_COMPLETE,
+    Heartbeat,
+    IngestLock,
+    claim_builds,
+    heartbeat_interval,
+    owner_fields,
+)
+from ingest.points import PendingPoint, batches, build_key, build_points, count_truncated, model_key, request_chunks
+from ingest.settings import IngestSettings
+from search.encoding import Encoder, load_encoder
+from search.errors import SearchError
+from search.schema import KEYWORD_FIELDS, SCHEMA_VERSION, Field, collection_name
+from search.stores import Store, StoredPoint, open_store
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["IngestSummary", "run"]
+
+@dataclass
+class IngestSummary:
+    """What an ingest did; printed by the CLI and returned to callers."""
+
+    collection: str
+    alias: str
+    esco_version: str
+    languages: list[str]
+    skills_read: dict[str, int]
+    points_written: dict[str, int]
+    unchanged: int = 0
+    changed: int = 0
+    new: int = 0
+    removed: int = 0
+    encoded: int = 0
+    reused: int = 0
+    resumed_points: int = 0
+    truncated_passages: int = 0
+    previous_collection: str | None = None
+    pruned: list[str] = field(default_factory=list)
+    read_stats: dict[str, Any] = field(default_factory=dict)
+    encoder: dict[str, Any] = field(default_factory=dict)  # model, backend, precision (and auto's choice)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dicts and lists, for JSON."""
+        return asdict(self)
+
+
+@dataclass
+class _Build:
+    """The state one build passes from phase to phase."""
+
+    settings: IngestSettings
+    release: Release
+    store: Store
+    enc: Encoder
+    mkey: str
+    points: list[PendingPoint]
+    key: str
+    served: str | None = None  # what the alias serves now
+    source: str | None = None  # the collection vectors are reused from (same model), if any
+    carried: dict[str, Any] = field(default_factory=dict)
+    target: str = ""
+    resumed: bool = False
+    abandoned: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    written: int = 0
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def run(
+    settings: IngestSettings,
+    releases: Sequence[str | Path],
+    languages: Sequence[str] = ("en",),
+    *,
+    esco_version: str | None = None,
+    limit: int | None = None,
+    encoder: Encoder | None = None,
+    store: Store | None = None,
+    progress: bool | None = None,
+    after_batch: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Ingest one ESCO release into a new versioned collection and switch ``settings.collection`` to it.
+
+    Args:
+        settings: worker settings (model, store, alias, batching, retention).
+        releases: zips and/or folders of one ESCO release.
+        languages: ESCO language codes to ingest (one point per skill and language).
+        esco_version: the release's version when its file names do not carry it.
+        limit: only the first N skills per language (quick trials).
+        encoder: an already loaded encoder (default: the one the settings name).
+        store: an open store (default: the one the settings name; closed at the end).
+        progress: show a tqdm bar (default: when logging is at INFO or lower).
+        after_batch: called with the number of points written so far after each write (tests, monitoring).
+
+    Raises:
+        EscoFormatError, ConfigError, IngestLocked, QdrantUnavailable, VerificationFailed.
+    """
+    t0 = time.perf_counter()
+    release = read_release(releases, languages, esco_version, limit=limit)
+    t_read = time.perf_counter() - t0
+    own_store = store is None
+    store = store or open_store(settings)
+    try:
+        with IngestLock(settings.lock_folder, settings.collection):
+            build = _prepare(settings, release, store, encoder)
+            build.seconds["read"] = round(t_read, 3)
+            summary = _run_build(build, progress, after_batch)
+        summary.seconds["total"] = round(time.perf_counter() - t0, 3)
+        return summary
+    finally:
+        if own_store:
+            store.close()
+
+
+def _prepare(settings: IngestSettings, release: Release, store: Store, encoder: Encoder | None) -> _Build:
+    """Load the model, build the points and their key, look at what the alias serves."""
+    t = time.perf_counter()
+    enc = encoder or load_encoder(settings)
+    mkey = model_key(enc)
+    load_s = time.perf_counter() - t
+    points = build_points(release, mkey, enc.passage_prompt)
+    if not points:
+        raise VerificationFailed("the release holds no skill to ingest in the languages asked for")
+    build = _Build(settings, release, store, enc, mkey, points, build_key(settings.collection, mkey, points))
+    build.seconds["load_model"] = round(load_s, 3)
+    _served_state(build)
+    return build
+
+
+def _served_state(b: _Build) -> None:
+    """What the alias serves now, whether its vectors can be reused, and a calibration to carry over."""
+    alias = b.settings.collection
+    b.served = b.store.resolve_alias(alias)
+    if b.served is None:
+        if b.store.collection_exists(alias):
+            raise SearchError(
+                f"{alias!r} is a collection, not an alias, in {b.store.describe()}: this worker writes versioned "
+                f"collections behind an alias. Rename that collection or set ESCO_COLLECTION to another alias"
+            )
+        return
+    meta = b.store.get_metadata(b.served)
+    if meta.get("vector_size") == b.enc.dimension:  # another model: nothing to reuse
+        b.source = b.served
+    if meta.get("model_key") == b.mkey and meta.get("score_threshold") is not None:
+        # A calibrated threshold belongs to the model: carry it over to the next release of the same one.
+        b.carried = {
+            "score_threshold": meta["score_threshold"],
+            "calibration": {**(meta.get("calibration") or {}), "carried_from": b.served},
+        }
+
+
+def _run_build(b: _Build, progress: bool | None, after_batch: Callable[[int], None] | None) -> IngestSummary:
+    claim = claim_builds(b.store, b.settings.collection, b.key, b.settings.lock_stale_seconds)
+    b.abandoned = claim.abandoned
+    _open_target(b, claim.resume)
+    summary, reuse, encode = _plan(b)
+    with Heartbeat(b.store, b.target, heartbeat_interval(b.settings.lock_stale_seconds)):
+        pruned = delete_collections(b.store, b.abandoned)  # owners gone long ago: nobody resumes them
+        show = progress if progress is not None else logger.getEffectiveLevel() <= logging.INFO
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(b.points), initial=summary.resumed_points, unit="skill", disable=not show,
+                  desc=f"ingest {b.release.esco_version}") as bar:
+            encode += _write_reused(b, reuse, summary, bar, after_batch)
+            _encode_and_write(b, encode, summary, bar, after_batch)
+        _finish(b)
+        summary.pruned = pruned + prune_complete(b.store, b.settings.collection, b.settings.keep_collections)
+    for p in b.points:
+        summary.points_written[p.payload[Field.LANGUAGE]] += 1
+    summary.seconds = dict(b.seconds)
+    return summary
+
+
+def _open_target(b: _Build, resume: str | None) -> None:
+    """Create the new collection, or take over the unfinished build of the same input."""
+    settings, release, enc = b.settings, b.release, b.enc
+    if resume is not None:
+        b.target, b.resumed = resume, True
+        b.store.update_metadata(resume, owner_fields())
+        logger.info("resuming unfinished collection %s", resume)
+        return
+    meta = {
+        **enc.describe(),
+        "schema_version": SCHEMA_VERSION,
+        "alias": settings.collection,
+        "esco_version": release.esco_version,
+        "languages": list(release.languages),
+        "layout": release.layout,
+        "sources": [os.path.basename(str(s)) for s in release.sources],
+        "model_key": b.mkey,
+        "build_key": b.key,
+        "points_expected": len(b.points),
+        "status": STATUS_BUILDING,
+        "created_at": _now(),
+        "created_ts": time.time(),
+        **owner_fields(),
+        "previous": b.served,
+        **b.carried,
+    }
+    stamp = time.strftime("%Y%m%dt%H%M%S", time.gmtime())
+    target = collection_name(settings.collection, release.esco_version, enc.model_name, stamp)
+    n = 1
+    while b.store.collection_exists(target):
+        n += 1
+        target = collection_name(settings.collection, release.esco_version, enc.model_name, f"{stamp}-{n}")
+    b.store.create_collection(target, collection_params(settings, enc.dimension), meta, KEYWORD_FIELDS)
+    b.target = target
+    logger.info("writing new collection %s", target)
+
+
+def _hashes(store: Store, name: str | None) -> dict[str, str]:
+    if not name:
+        return {}
+    return {p.id: str(p.payload.get(Field.TEXT_HASH, "")) for p in store.scroll(name, with_payload=[Field.TEXT_HASH])}
+
+
+def _plan(b: _Build) -> tuple[IngestSummary, list[PendingPoint], list[PendingPoint]]:
+    """The summary's counts against the served collection; which points reuse a vector, which encode."""
+    done = _hashes(b.store, b.target) if b.resumed else {}
+    old = _hashes(b.store, b.source)
+    release = b.release
+    summary = IngestSummary(
+        collection=b.target, alias=b.settings.collection, esco_version=release.esco_version,
+        languages=list(release.languages),
+        skills_read={lang: len(release.skills.get(lang, [])) for lang in release.languages},
+        points_written={lang: 0 for lang in release.languages}, previous_collection=b.served,
+        read_stats=release.stats.as_dict(),
+        encoder={k: v for k, v in b.enc.describe().items() if k in ("model", "backend", "precision", "backend_choice")},
+    )
+    new_ids = {p.id for p in b.points}
+    for p in b.points:
+        h = old.get(p.id)
+        if h is None:
+            summary.new += 1
+        elif h == p.payload[Field.TEXT_HASH]:
+            summary.unchanged += 1
+        else:
+            summary.changed += 1
+    summary.removed = sum(1 for i in old if i not in new_ids)
+    todo = [p for p in b.points if done.get(p.id) != p.payload[Field.TEXT_HASH]]
+    summary.resumed_points = b.written = len(b.points) - len(todo)
+    reuse = [p for p in todo if old.get(p.id) == p.payload[Field.TEXT_HASH]]
+    encode = [p for p in todo if old.get(p.id) != p.payload[Field.TEXT_HASH]]
+    return summary, reuse, encode
+
+
+def _upsert(b: _Build, points: Sequence[PendingPoint]) -> float:
+    t = time.perf_counter()
+    for chunk in request_chunks(points, b.settings.upsert_batch_size, b.enc.dimension):
+        b.store.upsert(b.target, [StoredPoint(p.id, p.payload, p.vector_list()) for p in chunk])
+    return time.perf_counter() - t
+
+
+def _write_reused(b: _Build, reuse: list[PendingPoint], summary: IngestSummary, bar: Any,
+                  after_batch: Callable[[int], None] | None) -> list[PendingPoint]:
+    """Write unchanged passages with their stored vectors (and new payloads); returns the points whose
+    vector vanished from the served collection meanwhile (to encode instead)."""
+    t = time.perf_counter()
+    t_write = 0.0
+    missing: list[PendingPoint] = []
+    for chunk in batches(reuse, 512):
+        got = {sp.id: sp.vector for sp in b.store.retrieve(b.source or "", [p.id for p in chunk], with_vectors=True)}
+        for p in chunk:
+            p.vector = got.get(p.id)
+        missing.extend(p for p in chunk if p.vector is None)
+        ready = [p for p in chunk if p.vector is not None]
+        t_write += _upsert(b, ready)
+        summary.reused += len(ready)
+        b.written += len(ready)
+        bar.update(len(ready))
+        if after_batch:
+            after_batch(b.written)
+    b.seconds["reuse"] = round(time.perf_counter() - t - t_write, 3)
+    b.seconds["write"] = t_write
+    return missing
+
+
+def _encode_and_write(b: _Build, encode: list[PendingPoint], summary: IngestSummary, bar: Any,
+                      after_batch: Callable[[int], None] | None) -> None:
+    """Encode in batches sorted by length (deterministic, so a resumed run forms the same batches and gets
+    bit-identical vectors); a background thread writes chunks of ``upsert_batch_size`` while the next
+    batches encode: one write (and flush) per chunk, not per batch, one write in flight at a time."""
+    settings, enc = b.settings, b.enc
+    t = time.perf_counter()
+    summary.truncated_passages = count_truncated(enc, [p.text for p in encode])
+    ordered = sorted(encode, key=lambda p: (len(p.text), p.id))
+    b.seconds["tokenize"] = round(time.perf_counter() - t, 3)
+    t_encode = 0.0
+    t_write = b.seconds.get("write", 0.0)
+    pending: Future[float] | None = None
+    pending_n = 0
+    buffer: list[PendingPoint] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upsert") as pool:
+
+        def write(chunk: list[PendingPoint]) -> None:
+            nonlocal pending, pending_n, t_write
+            if pending is not None:  # wait for the previous write
+                t_write += pending.result()
+                b.written += pending_n
+                if after_batch:
+                    after_batch(b.written)
+            pending, pending_n = (pool.submit(_upsert, b, chunk), len(chunk)) if chunk else (None, 0)
+
+        for batch in batches(ordered, settings.batch_size):
+            t = time.perf_counter()
+            vecs = enc.encode_passages([p.text for p in batch], batch_size=settings.batch_size)
+            t_encode += time.perf_counter() - t
+            for p, v in zip(batch, vecs):
+                p.vector = v
+            buffer.extend(batch)
+            if len(buffer) >= settings.upsert_batch_size:
+                write(buffer)
+                buffer = []
+            summary.encoded += len(batch)
+            bar.update(len(batch))
+        write(buffer)  # the rest
+        write([])  # and wait for it
+    b.seconds["encode"] = round(t_encode, 3)
+    b.seconds["write"] = round(t_write, 3)  # upsert time; overlapped with encoding, so not all of it is wall time
+
+
+def _finish(b: _Build) -> None:
+    """Optimize, verify, mark complete and switch the alias."""
+    t = time.perf_counter()
+    b.store.optimize(b.target)
+    verify(b.store, b.target, [p.id for p in b.points])
+    b.store.update_metadata(b.target, {"status": STATUS_COMPLETE, "completed_at": _now(),
+                                       "completed_ts": time.time(), "points": len(b.points)})
+    b.store.switch_alias(b.settings.collection, b.target)
+    b.seconds["verify_switch"] = round(time.perf_counter() - t, 3)

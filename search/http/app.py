@@ -73,14 +73,17 @@ class ServiceState:
 
     async def load_until_ready(self) -> None:
         """Load the searcher in a thread; retry every ``load_retry_seconds`` until it loads."""
+        last: str | None = None
         while True:
             try:
                 searcher = await asyncio.to_thread(self._load)
             except Exception as exc:  # noqa: BLE001  (reported on /readyz; retried)
                 self.load_error = f"{type(exc).__name__}: {exc}" if isinstance(exc, SearchError) else (
                     f"{type(exc).__name__} while loading the searcher (see the service log)")
-                logger.error("cannot load the searcher (retrying in %.0f s): %s", self.service.load_retry_seconds,
-                             exc, exc_info=not isinstance(exc, SearchError))
+                level = logging.DEBUG if self.load_error == last else logging.WARNING  # once per distinct cause
+                last = self.load_error
+                logger.log(level, "cannot load the searcher (retrying every %.0f s): %s",
+                           self.service.load_retry_seconds, exc, exc_info=not isinstance(exc, SearchError))
                 await asyncio.sleep(self.service.load_retry_seconds)
                 continue
             self.metrics.instrument(searcher)

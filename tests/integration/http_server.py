@@ -50,12 +50,13 @@ class Server:
         self.log_path = log
         self._log = open(log, "w", encoding="utf-8")  # noqa: SIM115  (closed in stop())
         self.proc = subprocess.Popen(
-            ["timeout", str(LIFETIME_S), sys.executable, "-m", "search.http", "--port", str(self.port),
+            ["timeout", "--foreground", str(LIFETIME_S), sys.executable, "-m", "search.http", "--port", str(self.port),
              "--log-level", "info", "--no-access-log"],
             cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def wait_listening(self, timeout: float = 120.0) -> None:
@@ -87,7 +88,7 @@ class Server:
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (uvicorn finishes open requests, then the lifespan closes the searcher); the exit code."""
         if self.proc.poll() is None:
-            # `timeout` forwards SIGTERM to the server
+            # `timeout --foreground` hands SIGTERM to the server alone and exits with its status
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)

@@ -82,6 +82,9 @@ class SearchSettings(BaseSettings):
     )
     qdrant_verify_tls: bool = Field(default=True, description="verify the server's TLS certificate")
     collection: str = Field(default="esco_skills", min_length=1, description="alias (or collection) that services search")
+    occupation_collection: str = Field(
+        default="esco_occupations", min_length=1, description="alias (or collection) of the ESCO occupations"
+    )
 
     # --- searching -------------------------------------------------------------------------------
     score_threshold: float | None = Field(

@@ -1,0 +1,273 @@
+"""The occupations collection: one point per occupation and language, versioned behind its own alias.
+
+:func:`occupation_points` turns an :class:`~ingest.esco.occupations.OccupationRelease` into points (passage
+``<preferredLabel>: <description>`` in the model's passage form, payload of
+:class:`search.occupations.schema.OccField`); :func:`build_occupations` writes them with the lifecycle of the
+skills collection, built from the same public helpers of :mod:`ingest.collections`, :mod:`ingest.ownership`,
+:mod:`ingest.points` and :mod:`ingest.collections`:
+
+* the alias's one-writer lock (:class:`~ingest.ownership.IngestLock`) and the heartbeat;
+* incremental: a point whose text hash (model + prompt + passage) is unchanged keeps the vector of the
+  collection the alias serves; only new and changed passages are encoded;
+* resumable: the unfinished build of the same input (same build key) is taken over, skipping what it holds;
+* verified (point count, a probe search) before the alias is switched in one step; complete collections
+  beyond ``keep_collections`` pruned.
+
+The alias is ``settings.occupation_collection`` when the settings have that field, else
+:data:`~search.occupations.schema.DEFAULT_OCCUPATION_ALIAS` (``esco_occupations``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ingest.collections import collection_params, delete_collections, prune_complete, verify
+from ingest.errors import VerificationFailed
+from ingest.esco.occupations import OccupationRecord, OccupationRelease, isco_group_uri
+from ingest.ownership import (STATUS_BUILDING, STATUS_COMPLETE, Heartbeat, IngestLock, claim_builds,
+                              heartbeat_interval, owner_fields)
+from ingest.points import PendingPoint, batches, build_key, count_truncated, model_key, request_chunks
+from search.encoding import Encoder
+from search.errors import SearchError
+from search.occupations.schema import (COLLECTION_KIND, DEFAULT_OCCUPATION_ALIAS, OCCUPATION_KEYWORD_FIELDS,
+                                       OccField, occupation_label_keys)
+from search.schema import SCHEMA_VERSION, collection_name, passage_text, point_id, text_hash
+from search.stores import Store, StoredPoint
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["OccupationIngestSummary", "occupation_alias", "occupation_payload", "occupation_points",
+           "build_occupations"]
+
+
+@dataclass
+class OccupationIngestSummary:
+    """What one build of the occupations collection did."""
+
+    collection: str
+    alias: str
+    esco_version: str
+    languages: list[str]
+    occupations_read: dict[str, int]
+    points: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    new: int = 0
+    removed: int = 0
+    encoded: int = 0
+    reused: int = 0
+    resumed_points: int = 0
+    truncated_passages: int = 0
+    previous_collection: str | None = None
+    pruned: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dicts and lists, for JSON."""
+        return asdict(self)
+
+
+def occupation_alias(settings: Any) -> str:
+    """The alias of the occupations collection the settings name (``esco_occupations`` by default)."""
+    return str(getattr(settings, "occupation_collection", None) or DEFAULT_OCCUPATION_ALIAS)
+
+
+def occupation_payload(rec: OccupationRecord, esco_version: str, passage: str, thash: str) -> dict[str, Any]:
+    """The payload of one occupation point, as a person reads it in the Qdrant dashboard."""
+    return {
+        OccField.CONCEPT_URI: rec.concept_uri,
+        OccField.PREFERRED_LABEL: rec.preferred_label,
+        OccField.ALT_LABELS: list(rec.alt_labels),
+        OccField.HIDDEN_LABELS: list(rec.hidden_labels),
+        OccField.DESCRIPTION: rec.description,
+        OccField.LANGUAGE: rec.language,
+        OccField.STATUS: rec.status,
+        OccField.CODE: rec.code,
+        OccField.ISCO_GROUP: rec.isco_group,
+        OccField.ISCO_GROUPS: list(rec.isco_groups),
+        OccField.ISCO_GROUP_URIS: [isco_group_uri(g) for g in rec.isco_groups],
+        OccField.ISCO_GROUP_LABELS: list(rec.isco_group_labels),
+        OccField.BROADER_OCCUPATIONS: list(rec.broader_occupations),
+        OccField.ESSENTIAL_SKILLS: list(rec.essential_skills),
+        OccField.OPTIONAL_SKILLS: list(rec.optional_skills),
+        OccField.SKILLS: sorted(set(rec.essential_skills) | set(rec.optional_skills)),
+        OccField.ESSENTIAL_SKILL_LABELS: list(rec.essential_skill_labels),
+        OccField.OPTIONAL_SKILL_LABELS: list(rec.optional_skill_labels),
+        OccField.REGULATED_PROFESSION_NOTE: rec.regulated_profession_note,
+        OccField.LABEL_KEYS: occupation_label_keys(rec.preferred_label, rec.alt_labels, rec.hidden_labels),
+        OccField.ESCO_VERSION: esco_version,
+        OccField.PASSAGE: passage,
+        OccField.TEXT_HASH: thash,
+    }
+
+
+def occupation_points(release: OccupationRelease, mkey: str, passage_prompt: str) -> list[PendingPoint]:
+    """One point per occupation and language, in release order."""
+    out: list[PendingPoint] = []
+    for lang in release.languages:
+        for rec in release.occupations.get(lang, []):
+            text = passage_text(rec.preferred_label, rec.description)
+            thash = text_hash(mkey, passage_prompt, text)
+            out.append(PendingPoint(point_id(rec.concept_uri, lang), text,
+                                    occupation_payload(rec, release.esco_version, text, thash)))
+    return out
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _hashes(store: Store, name: str | None) -> dict[str, str]:
+    if not name:
+        return {}
+    return {p.id: str(p.payload.get(OccField.TEXT_HASH, ""))
+            for p in store.scroll(name, with_payload=[OccField.TEXT_HASH])}
+
+
+def build_occupations(
+    settings: Any,
+    release: OccupationRelease,
+    store: Store,
+    encoder: Encoder,
+    *,
+    alias: str | None = None,
+    after_batch: Callable[[int], None] | None = None,
+) -> OccupationIngestSummary:
+    """Write the occupations of ``release`` into a new versioned collection and switch the alias to it.
+
+    Args:
+        settings: the worker's :class:`~ingest.settings.IngestSettings` (batching, lock folder, retention).
+        release: what :func:`~ingest.esco.occupations.read_occupations` read.
+        store: an open store (left open).
+        encoder: the loaded model (the one the skills collection uses).
+        alias: the alias to switch (default: :func:`occupation_alias` of the settings).
+        after_batch: called with the number of points written so far after each write.
+
+    Raises:
+        IngestLocked, QdrantUnavailable, VerificationFailed, SearchError (the alias is a plain collection).
+    """
+    t0 = time.perf_counter()
+    alias = alias or occupation_alias(settings)
+    mkey = model_key(encoder)
+    points = occupation_points(release, mkey, encoder.passage_prompt)
+    if not points:
+        raise VerificationFailed("the release holds no occupation to ingest in the languages asked for")
+    key = build_key(alias, mkey, points)
+    summary = OccupationIngestSummary(
+        collection="", alias=alias, esco_version=release.esco_version, languages=list(release.languages),
+        occupations_read={lang: len(release.occupations.get(lang, [])) for lang in release.languages},
+        points=len(points), warnings=list(release.warnings),
+    )
+    with IngestLock(settings.lock_folder, alias):
+        served = store.resolve_alias(alias)
+        if served is None and store.collection_exists(alias):
+            raise SearchError(f"{alias!r} is a collection, not an alias, in {store.describe()}: occupations are "
+                              "written to versioned collections behind an alias. Rename that collection or set "
+                              "ESCO_OCCUPATION_COLLECTION to another alias")
+        source = served if served and store.get_metadata(served).get("vector_size") == encoder.dimension else None
+        claim = claim_builds(store, alias, key, settings.lock_stale_seconds)
+        target, resumed = _open_target(settings, release, store, encoder, alias, mkey, key, served, claim.resume,
+                                       len(points))
+        summary.collection, summary.previous_collection = target, served
+        done = _hashes(store, target) if resumed else {}
+        old = _hashes(store, source)
+        for p in points:
+            h = old.get(p.id)
+            if h is None:
+                summary.new += 1
+            elif h == p.payload[OccField.TEXT_HASH]:
+                summary.unchanged += 1
+            else:
+                summary.changed += 1
+        ids = {p.id for p in points}
+        summary.removed = sum(1 for i in old if i not in ids)
+        todo = [p for p in points if done.get(p.id) != p.payload[OccField.TEXT_HASH]]
+        summary.resumed_points = written = len(points) - len(todo)
+        with Heartbeat(store, target, heartbeat_interval(settings.lock_stale_seconds)):
+            pruned = delete_collections(store, claim.abandoned)
+
+            def write(chunk: Sequence[PendingPoint]) -> None:
+                nonlocal written
+                for part in request_chunks(chunk, settings.upsert_batch_size, encoder.dimension):
+                    store.upsert(target, [StoredPoint(p.id, p.payload, p.vector_list()) for p in part])
+                written += len(chunk)
+                if after_batch:
+                    after_batch(written)
+
+            encode = [p for p in todo if old.get(p.id) != p.payload[OccField.TEXT_HASH]]
+            for chunk in batches([p for p in todo if old.get(p.id) == p.payload[OccField.TEXT_HASH]], 512):
+                got = {sp.id: sp.vector for sp in store.retrieve(source or "", [p.id for p in chunk], with_vectors=True)}
+                for p in chunk:
+                    p.vector = got.get(p.id)
+                encode.extend(p for p in chunk if p.vector is None)  # vanished from the served collection meanwhile
+                ready = [p for p in chunk if p.vector is not None]
+                write(ready)
+                summary.reused += len(ready)
+            t = time.perf_counter()
+            summary.truncated_passages = count_truncated(encoder, [p.text for p in encode])
+            # sorted by length (deterministic batches: a resumed run gets bit-identical vectors)
+            ordered = sorted(encode, key=lambda p: (len(p.text), p.id))
+            buffer: list[PendingPoint] = []
+            for batch in batches(ordered, settings.batch_size):
+                vecs = encoder.encode_passages([p.text for p in batch], batch_size=settings.batch_size)
+                for p, v in zip(batch, vecs):
+                    p.vector = v
+                buffer.extend(batch)
+                summary.encoded += len(batch)
+                if len(buffer) >= settings.upsert_batch_size:
+                    write(buffer)
+                    buffer = []
+            write(buffer)
+            summary.seconds["encode_write"] = round(time.perf_counter() - t, 3)
+            t = time.perf_counter()
+            store.optimize(target)
+            verify(store, target, [p.id for p in points])
+            store.update_metadata(target, {"status": STATUS_COMPLETE, "completed_at": _now(),
+                                           "completed_ts": time.time(), "points": len(points)})
+            store.switch_alias(alias, target)
+            summary.seconds["verify_switch"] = round(time.perf_counter() - t, 3)
+            summary.pruned = pruned + prune_complete(store, alias, settings.keep_collections)
+    summary.seconds["total"] = round(time.perf_counter() - t0, 3)
+    return summary
+
+
+def _open_target(settings: Any, release: OccupationRelease, store: Store, encoder: Encoder, alias: str, mkey: str,
+                 key: str, served: str | None, resume: str | None, n_points: int) -> tuple[str, bool]:
+    """The unfinished build of the same input to resume, or a new collection."""
+    if resume is not None:
+        store.update_metadata(resume, owner_fields())
+        logger.info("resuming unfinished occupations collection %s", resume)
+        return resume, True
+    meta = {
+        **encoder.describe(),
+        "kind": COLLECTION_KIND,
+        "schema_version": SCHEMA_VERSION,
+        "alias": alias,
+        "esco_version": release.esco_version,
+        "languages": list(release.languages),
+        "layout": release.layout,
+        "sources": [os.path.basename(str(s)) for s in release.sources],
+        "model_key": mkey,
+        "build_key": key,
+        "points_expected": n_points,
+        "status": STATUS_BUILDING,
+        "created_at": _now(),
+        "created_ts": time.time(),
+        **owner_fields(),
+        "previous": served,
+    }
+    stamp = time.strftime("%Y%m%dt%H%M%S", time.gmtime())
+    target = collection_name(alias, release.esco_version, encoder.model_name, stamp)
+    n = 1
+    while store.collection_exists(target):
+        n += 1
+        target = collection_name(alias, release.esco_version, encoder.model_name, f"{stamp}-{n}")
+    store.create_collection(target, collection_params(settings, encoder.dimension), meta, OCCUPATION_KEYWORD_FIELDS)
+    logger.info("writing new occupations collection %s", target)
+    return target, False

@@ -1,0 +1,184 @@
+"""The occupations collection as a searcher sees it: which collection the alias serves, checked against the
+encoder, and an in-memory :class:`OccupationIndex` of its labels and skills (loaded once per collection).
+
+Works on any object with ``encoder``, ``store`` and ``settings`` (:class:`OccupationSearcher`), e.g.
+:class:`search.SkillSearch`; never imports the searcher itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from search.errors import CollectionNotFound, EncoderMismatch
+from search.hybrid import label_key
+from search.occupations.schema import COLLECTION_KIND, DEFAULT_OCCUPATION_ALIAS, OccField, occupation_labels
+from search.occupations.types import OccupationsNotIngested
+from search.stores import Store
+
+__all__ = ["OccupationSearcher", "OccupationIndex", "OccupationState", "occupation_state"]
+
+_INDEX_FIELDS = [OccField.CONCEPT_URI, OccField.LANGUAGE, OccField.PREFERRED_LABEL, OccField.ALT_LABELS,
+                 OccField.HIDDEN_LABELS, OccField.LABEL_KEYS, OccField.ESSENTIAL_SKILLS, OccField.OPTIONAL_SKILLS,
+                 OccField.ESSENTIAL_SKILL_LABELS, OccField.OPTIONAL_SKILL_LABELS, OccField.ISCO_GROUP,
+                 OccField.ISCO_GROUPS]
+
+
+class OccupationSearcher(Protocol):
+    """What occupation searches need of a searcher (:class:`search.SkillSearch` has it all)."""
+
+    encoder: Any  # encode_queries(texts) -> ndarray; dimension; check_compatible(meta, name) where it exists
+    store: Store | None
+    settings: Any  # occupation_collection, exact, hnsw_ef
+
+
+@dataclass
+class OccupationIndex:
+    """Labels and skills of every occupation in one collection, for exact-label lookups and coverage ranking.
+
+    ``keys[label_key][uri]`` = the set of ``(language, kind)`` where the occupation has that label (kind:
+    ``preferred``, ``alternative``, ``hidden``, ``gendered``). Skills are per occupation (the same in every
+    language); ``skill_to_occupations[skill]`` = ``[(occupation number, essential?)]``.
+    """
+
+    uris: list[str] = field(default_factory=list)
+    pos: dict[str, int] = field(default_factory=dict)
+    languages: list[str] = field(default_factory=list)
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # uri -> language -> preferred label
+    keys: dict[str, dict[str, set[tuple[str, str]]]] = field(default_factory=dict)
+    label_texts: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (uri, lang, key) -> label
+    essential: list[tuple[str, ...]] = field(default_factory=list)
+    optional: list[tuple[str, ...]] = field(default_factory=list)
+    isco_groups: list[frozenset[str]] = field(default_factory=list)
+    isco_group: list[str] = field(default_factory=list)
+    skill_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # language -> skill uri -> label
+    skill_to_occupations: dict[str, list[tuple[int, bool]]] = field(default_factory=dict)
+    n_essential: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    n_optional: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+    @classmethod
+    def load(cls, store: Store, name: str) -> OccupationIndex:
+        """Read the index from the collection's payloads (one scroll)."""
+        ix = cls()
+        inverted: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+        langs: dict[str, None] = {}
+        for p in store.scroll(name, with_payload=_INDEX_FIELDS):
+            pl = p.payload
+            uri, lang = pl.get(OccField.CONCEPT_URI, ""), pl.get(OccField.LANGUAGE, "")
+            langs.setdefault(lang)
+            i = ix.pos.get(uri)
+            if i is None:
+                i = ix.pos[uri] = len(ix.uris)
+                ix.uris.append(uri)
+                ess = tuple(pl.get(OccField.ESSENTIAL_SKILLS) or ())
+                opt = tuple(pl.get(OccField.OPTIONAL_SKILLS) or ())
+                ix.essential.append(ess)
+                ix.optional.append(opt)
+                for s in ess:
+                    inverted[s].append((i, True))
+                for s in opt:
+                    inverted[s].append((i, False))
+                ix.isco_groups.append(frozenset(pl.get(OccField.ISCO_GROUPS) or ()))
+                ix.isco_group.append(pl.get(OccField.ISCO_GROUP, ""))
+            pref = pl.get(OccField.PREFERRED_LABEL, "")
+            ix.labels.setdefault(uri, {})[lang] = pref
+            kinds: dict[str, str] = {}
+            texts: dict[str, str] = {}
+            for kind, labels in (("preferred", [pref]), ("alternative", pl.get(OccField.ALT_LABELS) or ()),
+                                 ("hidden", pl.get(OccField.HIDDEN_LABELS) or ())):
+                for raw in labels:
+                    for j, text in enumerate(occupation_labels(raw)):
+                        key = label_key(text)
+                        kinds.setdefault(key, kind if j == 0 else "gendered")
+                        texts.setdefault(key, text)
+            for key in pl.get(OccField.LABEL_KEYS) or kinds.keys():
+                ix.keys.setdefault(key, {}).setdefault(uri, set()).add((lang, kinds.get(key, "gendered")))
+                ix.label_texts[(uri, lang, key)] = texts.get(key, key)
+            sl = ix.skill_labels.setdefault(lang, {})
+            for uris_f, labels_f in ((OccField.ESSENTIAL_SKILLS, OccField.ESSENTIAL_SKILL_LABELS),
+                                     (OccField.OPTIONAL_SKILLS, OccField.OPTIONAL_SKILL_LABELS)):
+                for s, lab in zip(pl.get(uris_f) or (), pl.get(labels_f) or ()):
+                    sl.setdefault(s, lab)
+        ix.languages = list(langs)
+        ix.skill_to_occupations = dict(inverted)
+        ix.n_essential = np.array([len(e) for e in ix.essential], np.int32)
+        ix.n_optional = np.array([len(o) for o in ix.optional], np.int32)
+        return ix
+
+    def label(self, uri: str, language: str | None = None) -> str:
+        """The occupation's preferred label in ``language`` (else in its first language)."""
+        by_lang = self.labels.get(uri, {})
+        if language and language in by_lang:
+            return by_lang[language]
+        return next(iter(by_lang.values()), "")
+
+    def skill_label(self, skill: str, language: str | None) -> str:
+        """A skill's label in ``language`` (else any), as the occupations collection records it."""
+        for lang in ([language] if language else []) + self.languages:
+            lab = self.skill_labels.get(lang, {}).get(skill)
+            if lab:
+                return lab
+        return ""
+
+
+@dataclass
+class OccupationState:
+    """The collection an alias serves now, its metadata and index."""
+
+    target: str
+    meta: dict[str, Any]
+    index: OccupationIndex
+
+
+_STATES: weakref.WeakKeyDictionary[Any, OccupationState] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def _alias(searcher: OccupationSearcher) -> str:
+    return str(getattr(searcher.settings, "occupation_collection", None) or DEFAULT_OCCUPATION_ALIAS)
+
+
+def occupation_state(searcher: OccupationSearcher) -> OccupationState:
+    """The occupations collection the searcher's alias serves now (re-read when the alias moves), checked
+    against the searcher's encoder, with its index.
+
+    Raises:
+        OccupationsNotIngested: no such alias or collection.
+        EncoderMismatch: the collection was written with another model.
+    """
+    store = searcher.store
+    assert store is not None
+    alias = _alias(searcher)
+    target = store.resolve_alias(alias) or alias
+    state = _STATES.get(searcher)
+    if state is not None and state.target == target:
+        return state
+    with _LOCK:
+        state = _STATES.get(searcher)
+        if state is not None and state.target == target:
+            return state
+        try:
+            meta = store.get_metadata(target)
+        except CollectionNotFound:
+            raise OccupationsNotIngested(alias, store.describe()) from None
+        if meta.get("kind") != COLLECTION_KIND:
+            raise OccupationsNotIngested(alias, f"{store.describe()} ({target!r} holds no occupations: "
+                                                f"kind {meta.get('kind')!r})")
+        check = getattr(searcher.encoder, "check_compatible", None)
+        where = target if target == alias else f"{alias} -> {target}"
+        if check is not None:
+            check(meta, where)
+        elif meta.get("vector_size") not in (None, searcher.encoder.dimension):
+            raise EncoderMismatch(f"occupations collection {where!r} holds {meta.get('vector_size')}-d vectors; "
+                                  f"the encoder makes {searcher.encoder.dimension}-d")
+        state = OccupationState(target, meta, OccupationIndex.load(store, target))
+        try:
+            _STATES[searcher] = state
+        except TypeError:  # not weak-referenceable: no cache
+            pass
+        return state

@@ -35,7 +35,7 @@ from search.jsonfile import write_json_atomic as _write_json_atomic
 __all__ = [
     "FORMAT_VERSION", "ALIASES_FILE", "META_FILE", "SHARD_DIR", "SHARD_LOCK", "STORE_LOCK", "NAME",
     "ENGINE_PACKAGE", "engine_version", "engine_record", "check_engine", "check_name", "check_id",
-    "needs_engine_update", "fsync_dir", "write_json_atomic", "lock_holders", "ShardLock", "Busy", "AliasFile", "store_lock",
+    "needs_engine_update", "fsync_dir", "write_json_atomic", "READER_RESERVE", "reader_space", "check_reader_space", "lock_holders", "ShardLock", "Busy", "AliasFile", "store_lock",
 ]
 
 FORMAT_VERSION = 1
@@ -142,6 +142,75 @@ def needs_engine_update(meta: Mapping[str, Any]) -> bool:
     """True when a writer of this environment should record its (newer or first) engine version."""
     written = str((meta.get("engine") or {}).get("version") or "")
     return written != engine_version()
+
+
+# --- free space for readers ------------------------------------------------------------------------
+#: What a reader's open writes, at most: the engine rewrites its small config files (edge_config.json,
+#: segment.json: temp file + rename) when it loads a shard.
+READER_RESERVE = 1 << 20
+#: Filesystems on which touching a hole of a shared writable memory map allocates a page, even to read it.
+_ALLOCATE_ON_FAULT = {"tmpfs", "ramfs", "shm", "hugetlbfs"}
+
+
+def _fs_type(path: Path) -> str:
+    """The type of the filesystem holding ``path`` (from /proc/self/mountinfo; "" where unknown)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        real = os.path.realpath(path)
+    except OSError:
+        return ""
+    best, kind = "", ""
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        parts, rparts = left.split(), right.split()
+        if len(parts) < 5 or not rparts:
+            continue
+        mount = parts[4].replace("\\040", " ")
+        if (real == mount or real.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+            best, kind = mount, rparts[0]
+    return kind
+
+
+def _holes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` that are not allocated on disk (sparse files' holes)."""
+    total = 0
+    for dirpath, _, files in os.walk(folder):
+        for f in files:
+            try:
+                st = os.stat(os.path.join(dirpath, f))
+            except OSError:
+                continue
+            total += max(0, st.st_size - st.st_blocks * 512)
+    return total
+
+
+def reader_space(shard: Path) -> tuple[int, int, str]:
+    """(free bytes, bytes a reader's open may need, filesystem type) for the shard folder ``shard``.
+
+    qdrant-edge has no read-only open: loading a shard rewrites two small config files and maps the
+    segment files writable. On a disk filesystem a reader then needs :data:`READER_RESERVE`; on tmpfs
+    and its kin reading a hole of a writable shared map allocates it, so a reader also needs the holes.
+    Without that space the engine dies of SIGBUS in the middle of the open.
+    """
+    st = os.statvfs(shard)
+    free = st.f_bavail * st.f_frsize
+    kind = _fs_type(shard)
+    need = READER_RESERVE + (_holes(shard) if kind in _ALLOCATE_ON_FAULT else 0)
+    return free, need, kind
+
+
+def check_reader_space(shard: Path, name: str) -> None:
+    """Refuse (SearchError, one line: needed, free, where) to open a shard whose open could crash the process."""
+    free, need, kind = reader_space(shard)
+    if free >= need:
+        return
+    raise SearchError(
+        f"cannot open collection {name!r}: the filesystem of {shard} ({kind or 'unknown type'}) has "
+        f"{free / 2**20:.1f} MiB free and qdrant-edge needs {need / 2**20:.1f} MiB to open a shard (it has no "
+        f"read-only mode: it rewrites its config files and maps the segments writable, and would crash the "
+        f"process with SIGBUS). Free space on that filesystem; processes that have the collection open "
+        f"already keep serving it"
+    )
 
 
 # --- locks -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -31,6 +32,7 @@ from search.stores.edge_files import (
     Busy,
     ShardLock,
     check_engine,
+    check_reader_space,
     engine_record,
     lock_holders,
     needs_engine_update,
@@ -39,6 +41,8 @@ from search.stores.edge_files import (
 )
 
 __all__ = ["Handle", "ShardPool"]
+
+logger = logging.getLogger(__name__)
 
 _SERVER_HINT = "A Qdrant server (set ESCO_QDRANT_URL) supports concurrent readers and writers."
 
@@ -153,6 +157,8 @@ class ShardPool:
         except FileNotFoundError:
             raise CollectionNotFound(name, self.where) from None
         try:
+            # No read-only open in qdrant-edge: refuse with a clear line where its open would die of SIGBUS.
+            check_reader_space(self.folder(name) / SHARD_DIR, name)
             shard = qe.EdgeShard.load(str(self.folder(name) / SHARD_DIR))
         except BaseException:
             lock.release()
@@ -213,7 +219,12 @@ class ShardPool:
         try:
             if h.lock.mode == "w":
                 h.shard.flush()
-            h.shard.close()
+                h.shard.close()
+            else:
+                try:
+                    h.shard.close()
+                except Exception as exc:  # e.g. a full disk: a reader has nothing to lose, so say it and go on
+                    logger.warning("closing collection %r of %s: %s", h.name, self.where, exc)
         finally:
             h.lock.release()
 

@@ -465,3 +465,69 @@ def test_the_engine_version_is_recorded_and_a_newer_series_refused(tmp_path: Pat
         assert _json.loads(meta_path.read_text())["engine"]["version"] == version("qdrant-edge-py")
     finally:
         s.close()
+
+
+_FULL_DISK_SCRIPT = r"""
+import os, subprocess, sys, uuid
+import numpy as np
+from search.errors import SearchError
+from search.schema import KEYWORD_FIELDS
+from search.stores import CollectionParams, StoredPoint
+from search.stores.edge import EdgeStore
+
+root = sys.argv[1]
+rng = np.random.default_rng(0)
+s = EdgeStore(root + "/store")
+pts = [StoredPoint(str(uuid.uuid4()), {"concept_uri": f"u{i}", "language": "en"}, rng.standard_normal(64).tolist())
+       for i in range(2000)]
+s.create_collection("c1", CollectionParams(vector_size=64), {"vector_size": 64}, KEYWORD_FIELDS)
+s.upsert("c1", pts)
+s.optimize("c1")
+s.switch_alias("live", "c1")
+s.close()
+reader = EdgeStore(root + "/store")  # a service that opened the collection before the disk filled
+assert reader.count("live") == 2000
+with open(root + "/filler", "wb") as fh:
+    try:
+        while True:
+            fh.write(b"\0" * 65536)
+    except OSError:
+        pass
+assert os.statvfs(root).f_bavail == 0
+for _ in range(20):
+    assert len(reader.search("live", [rng.standard_normal(64).tolist()], limit=10)[0]) == 10
+reader.close()
+print("OPEN-READER-SERVED", flush=True)
+late = EdgeStore(root + "/store")  # a new process on the full disk: a clear error, not SIGBUS
+try:
+    late.count("live")
+except SearchError as exc:
+    print("LATE-READER-REFUSED", exc, flush=True)
+late.close()
+"""
+
+
+def test_a_full_disk_crashes_no_reader(tmp_path: Path) -> None:
+    """On a full filesystem (a tmpfs the test mounts in its own namespace): a reader that has the collection
+    open keeps serving it and closes cleanly; a reader that opens it then gets one clear line, no SIGBUS."""
+    import shutil
+
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare(1) to mount a small tmpfs in a user namespace")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {mnt}"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.strip()[:200]}")
+    script = tmp_path / "full_disk.py"
+    script.write_text(_FULL_DISK_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=160m tmpfs {mnt} && exec {sys.executable} {script} {mnt}"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert proc.returncode == 0, f"rc {proc.returncode} (-7/135: SIGBUS)\n{proc.stdout}\n{proc.stderr[-2000:]}"
+    assert "OPEN-READER-SERVED" in proc.stdout
+    refused = [line for line in proc.stdout.splitlines() if line.startswith("LATE-READER-REFUSED")]
+    assert refused and "MiB free" in refused[0] and "c1" in refused[0] and "SIGBUS" in refused[0]

@@ -28,21 +28,21 @@ from typing import Any
 
 from ingest.collections import collection_params, delete_collections, prune_complete, verify
 from ingest.errors import VerificationFailed
-from ingest.esco.occupations import OccupationRecord, OccupationRelease, isco_group_uri
+from ingest.esco.occupations import OccupationRecord, OccupationRelease, isco_group_uri, read_occupations
 from ingest.ownership import (STATUS_BUILDING, STATUS_COMPLETE, Heartbeat, IngestLock, claim_builds,
                               heartbeat_interval, owner_fields)
 from ingest.points import PendingPoint, batches, build_key, count_truncated, model_key, request_chunks
-from search.encoding import Encoder
+from search.encoding import Encoder, load_encoder
 from search.errors import SearchError
 from search.occupations.schema import (COLLECTION_KIND, DEFAULT_OCCUPATION_ALIAS, OCCUPATION_KEYWORD_FIELDS,
                                        OccField, occupation_label_keys)
 from search.schema import SCHEMA_VERSION, collection_name, passage_text, point_id, text_hash
-from search.stores import Store, StoredPoint
+from search.stores import Store, StoredPoint, open_store
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["OccupationIngestSummary", "occupation_alias", "occupation_payload", "occupation_points",
-           "build_occupations"]
+           "build_occupations", "run_occupations"]
 
 
 @dataclass
@@ -271,3 +271,24 @@ def _open_target(settings: Any, release: OccupationRelease, store: Store, encode
     store.create_collection(target, collection_params(settings, encoder.dimension), meta, OCCUPATION_KEYWORD_FIELDS)
     logger.info("writing new occupations collection %s", target)
     return target, False
+
+
+def run_occupations(
+    settings: Any,
+    releases: Sequence[str] | Sequence[Any],
+    languages: Sequence[str] = ("en",),
+    *,
+    esco_version: str | None = None,
+    encoder: Encoder | None = None,
+    store: Store | None = None,
+) -> OccupationIngestSummary:
+    """Read the occupations of a release and build their collection (:func:`build_occupations`); opens the
+    settings' store and loads their model where none is given (pass the skills ingest's to load it once)."""
+    release = read_occupations(releases, languages, esco_version)
+    own = store is None
+    store = store or open_store(settings)
+    try:
+        return build_occupations(settings, release, store, encoder or load_encoder(settings))
+    finally:
+        if own:
+            store.close()

@@ -57,7 +57,7 @@ def rank_by_coverage(index: OccupationIndex, weights: Mapping[str, float], *, li
                      essential_weight: float = 1.0, optional_weight: float = 0.5, language: str | None = None,
                      isco_groups: Iterable[str] = (), min_essential: int = 0) -> list[OccupationMatch]:
     """The ``limit`` best-covered occupations of ``index`` (see the module's formula), best first; ties by more
-    matched essential skills, then by URI. Only occupations with at least one matched skill (and at least
+    matched essential skills, then by URI. Only occupations with a score above 0 (and at least
     ``min_essential`` matched essential ones) and, with ``isco_groups``, in one of those groups."""
     if not (essential_weight >= 0 and optional_weight >= 0 and essential_weight + optional_weight > 0):
         raise InvalidQuery(f"essential_weight and optional_weight must be >= 0 and not both 0, got "
@@ -80,7 +80,8 @@ def rank_by_coverage(index: OccupationIndex, weights: Mapping[str, float], *, li
             continue
         denom = essential_weight * ne[i] + optional_weight * no[i]
         score = (essential_weight * ess_sum.get(i, 0.0) + optional_weight * opt_sum.get(i, 0.0)) / denom
-        scored.append((float(score), ess_n.get(i, 0), i))
+        if score > 0:
+            scored.append((round(float(score), 9), ess_n.get(i, 0), i))  # rounded: equal shares tie
     best = heapq.nsmallest(limit, scored, key=lambda t: (-t[0], -t[1], index.uris[t[2]]))
     return [_explain(index, i, score, weights, language) for score, _n, i in best]
 

@@ -5,7 +5,9 @@ Usage::
     esco-search "repair bicycles" [--limit 10] [--json] ...     (a bare text means `esco-search search`)
     esco-search search -q "repair bicycles" -q "bake bread"    (several queries, one model load)
     esco-search search --file queries.txt --json              (one query a line; `-` or a pipe: stdin)
-    esco-search eval LABELLED.jsonl [...]                     (see `esco-search eval --help`)
+    esco-search extract FILE|-                                (the skills of a whole text, with evidence)
+    esco-search occupations ...                               (occupations by title or by skills)
+    esco-search eval LABELLED.jsonl [--mode dense,hybrid]     (see `esco-search eval --help`)
     esco-search serve [--port 8000]                           (where search/cli/serve.py is installed)
 
 Each subcommand is one module ``search.cli.<name>`` with ``add_parser(subparsers)`` (adds its parser and
@@ -36,6 +38,8 @@ __all__ = ["COMMANDS", "DEFAULT_COMMAND", "EXIT_USER_ERROR", "main", "add_filter
 #: Subcommand name -> module (with ``add_parser`` and ``run``), in the order ``--help`` lists them.
 COMMANDS: dict[str, str] = {
     "search": "search.cli.search",
+    "extract": "search.cli.extract",
+    "occupations": "search.cli.occupations",
     "eval": "search.cli.eval",
     "serve": "search.cli.serve",
 }

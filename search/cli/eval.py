@@ -19,15 +19,17 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from search.cli.common import add_filter_arguments, filter_kwargs
+from search.cli.common import add_filter_arguments, filter_kwargs, quiet_model_loading
 from search.errors import InvalidQuery
 from search.evaluation import (
     EvalReport,
     LabelIndex,
     build_labelled_set,
-    evaluate,
+    evaluate_modes,
+    format_comparison,
     format_report,
     load_labelled,
     pinned_searcher,
@@ -74,6 +76,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--label-column", help="label column of a CSV/TSV (default 'relevant', else 'label')")
     p.add_argument("--batch-size", type=int, default=256,
                    help="queries searched (and scored exactly) together (default 256)")
+    p.add_argument("--mode", metavar="MODE[,MODE...]",
+                   help="search mode(s): dense, hybrid; several (dense,hybrid) are evaluated side by side "
+                   "(default: ESCO_SEARCH_MODE, else dense)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(command="eval")
     return p
@@ -165,10 +170,14 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InvalidQuery(f"--batch-size must be at least 1, got {args.batch_size}")
     choice = _threshold_choice(args.store_threshold) if args.store_threshold else None
+    modes = _mode_list(args.mode, settings)
+    if choice is not None and len(modes) > 1:
+        raise InvalidQuery(f"--store-threshold calibrates one mode: give one --mode with it, not {','.join(modes)}")
     # The file is read and checked before the model loads: a malformed line fails at once.
     rows = read_labelled(args.labelled, query_column=args.query_column, label_column=args.label_column)
     from search.service import SkillSearch
 
+    quiet_model_loading()
     with SkillSearch(settings) as served:
         # The collection the alias serves now: labels, searches and a stored threshold all use this one.
         searcher, resolved = pinned_searcher(served)
@@ -176,15 +185,19 @@ def run(args: argparse.Namespace) -> int:
         labels = LabelIndex.from_store(searcher.store, resolved)
         labelled = load_labelled(rows, index=labels)
         calib_k = args.calibration_k or settings.limit
-        report = evaluate(
-            searcher, labelled, limit=args.limit, exact=not args.no_exact, calibration_k=calib_k,
+        reports = evaluate_modes(
+            searcher, labelled, modes=modes, limit=args.limit, exact=not args.no_exact, calibration_k=calib_k,
             target_precision=args.target_precision, progress=args.progress, batch_size=args.batch_size,
             **filter_kwargs(args),
         )
-        report.collection = served.collection
-        written = None
+        for r in reports:
+            r.collection = served.collection
+        report = reports[0]
+        written: dict[str, dict[str, Path]] = {}
         if not args.no_report:
-            written = write_report(report, args.report_dir)
+            for r in reports:  # one mode: the folder itself; several: a subfolder per mode
+                written[r.mode] = write_report(r, Path(args.report_dir) / r.mode if len(reports) > 1
+                                               else args.report_dir)
         stored: dict[str, Any] | None = None
         failure: InvalidQuery | None = None
         if choice is not None:
@@ -196,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
                 now_serves = served.store.resolve_alias(served.collection)
                 if now_serves is not None and now_serves != resolved:
                     stored["alias_now_serves"] = now_serves
-    _print(args, report, written, stored)
+    _print(args, reports, written, stored)
     if failure is not None:
         raise failure
     return 0
@@ -211,23 +224,52 @@ def _store(choice: str | float, report: EvalReport, set_name: str, searcher: Any
         "f1": cal.f1[i], "precision": cal.precision[i], "recall": cal.recall[i],
         "filters": report.filters,
     }
-    target = store_threshold(searcher.store, report.resolved or searcher.collection, value, details)
-    return {"collection": target, "score_threshold": value, **details}
+    target = store_threshold(searcher.store, report.resolved or searcher.collection, value, details,
+                             mode=report.mode)
+    return {"collection": target, "score_threshold": value, "mode": report.mode, **details}
 
 
-def _print(args: argparse.Namespace, report: EvalReport, written: dict | None, stored: dict | None) -> None:
+def _mode_list(given: str | None, settings: Any) -> list[str]:
+    from search import hybrid
+
+    raw = given if given is not None else str(getattr(settings, "search_mode", None) or hybrid.DENSE)
+    out: list[str] = []
+    for m in raw.split(","):
+        if not m.strip():
+            continue
+        try:
+            m = hybrid.check_mode(m)
+        except ValueError:
+            raise InvalidQuery(f"--mode takes {', '.join(hybrid.MODES)} or several of them separated by commas "
+                               f"(dense,hybrid), got {given!r}") from None
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise InvalidQuery(f"--mode takes {', '.join(hybrid.MODES)} or several of them separated by commas, got {given!r}")
+    return out
+
+
+def _print(args: argparse.Namespace, reports: list[EvalReport], written: dict[str, dict[str, Path]],
+           stored: dict | None) -> None:
+    report = reports[0]
     if args.json:
-        d = report.to_dict()
-        d["report_dir"] = str(args.report_dir) if written else None
-        d["stored_threshold"] = stored
-        print(json.dumps(d, ensure_ascii=False, indent=2))
+        dicts = []
+        for r in reports:
+            d = r.to_dict()
+            d["report_dir"] = (str(args.report_dir) if len(reports) == 1 else str(Path(args.report_dir) / r.mode)) \
+                if written else None
+            dicts.append(d)
+        out = dicts[0] if len(dicts) == 1 else {"modes": [r.mode for r in reports], "reports": dicts}
+        out["stored_threshold"] = stored
+        print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        print(format_report(report))
-        if written:
-            print(f"\nreport       {args.report_dir}/ ({', '.join(p.name for p in written.values())})")
+        print(format_comparison(reports) if len(reports) > 1 else format_report(report))
+        for mode, paths in written.items():
+            where = args.report_dir if len(reports) == 1 else Path(args.report_dir) / mode
+            print(f"\nreport       {where}/ ({', '.join(p.name for p in paths.values())})")
         if stored:
-            print(f"stored       score_threshold {stored['score_threshold']:.3f} ({stored['chosen']}) in "
-                  f"{stored['collection']}: SkillSearch's default threshold from now on")
+            print(f"stored       score_threshold {stored['score_threshold']:.3f} ({stored['chosen']}, mode "
+                  f"{stored['mode']}) in {stored['collection']}: SkillSearch's default threshold from now on")
     sys.stdout.flush()
     if stored and stored.get("alias_now_serves"):
         print(f"esco-search eval: note: {report.collection!r} was switched to {stored['alias_now_serves']!r} "

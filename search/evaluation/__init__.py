@@ -8,6 +8,8 @@ What this package measures, and how (one module per seam):
   from ESCO itself (an alternative label of each sampled skill as the query, the skill as the answer).
 * :mod:`~search.evaluation.exact`: the exact reference, a brute-force search over the vectors stored in
   the collection (:class:`ExactIndex`, :func:`exact_rankings`).
+* :mod:`~search.evaluation.fused`: the exact reference of the fused modes (``hybrid``): the numpy fusion
+  of :mod:`search.hybrid` over every stored representation (:class:`FusedReference`).
 * :mod:`~search.evaluation.run`: :func:`evaluate` ranks every query twice, through the collection by the
   same ``SkillSearch.search_batch`` call a service makes, and exactly. Both give the metrics
   (:func:`search.metrics.ir_metrics`, the definitions of sentence-transformers'
@@ -38,7 +40,8 @@ from search.evaluation.plots import plot_calibration
 from search.evaluation.reading import LabelledRows, load_labelled, read_labelled
 from search.evaluation.report import MODEL_CARD, EvalReport, format_comparison, format_report, store_threshold, \
     write_report
-from search.evaluation.run import evaluate, pinned_searcher
+from search.evaluation.fused import FusedReference
+from search.evaluation.run import evaluate, evaluate_modes, pinned_searcher
 from search.metrics import METRIC_ORDER, ir_metrics, metric_names
 
 __all__ = [
@@ -61,6 +64,8 @@ __all__ = [
     "write_labelled_jsonl",
     "exact_rankings",
     "evaluate",
+    "evaluate_modes",
+    "FusedReference",
     "pinned_searcher",
     "calibrate",
     "plot_calibration",

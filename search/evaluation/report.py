@@ -246,12 +246,15 @@ def write_report(report: EvalReport, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
-def store_threshold(store: Store, alias: str, threshold: float, details: Mapping[str, Any] | None = None) -> str:
+def store_threshold(store: Store, alias: str, threshold: float, details: Mapping[str, Any] | None = None,
+                    *, mode: str | None = None) -> str:
     """Record ``threshold`` as the collection's calibrated ``score_threshold`` (SkillSearch's default).
 
     Writes ``score_threshold`` and a ``calibration`` dict (``details`` plus the date) into the metadata of
-    the collection ``alias`` points to (or of ``alias`` itself when it is a collection). A later ingest
-    writes a new collection, which needs calibrating again.
+    the collection ``alias`` points to (or of ``alias`` itself when it is a collection). With ``mode``, the
+    threshold is also recorded under ``score_thresholds[mode]`` (a threshold means something per mode: the
+    score distributions differ), beside those of other modes. A later ingest writes a new collection, which
+    needs calibrating again.
 
     Returns:
         The collection whose metadata was updated.
@@ -264,7 +267,11 @@ def store_threshold(store: Store, alias: str, threshold: float, details: Mapping
             or not -1.0 <= threshold <= 1.0:
         raise InvalidQuery(f"a score threshold is a cosine score from -1 to 1, got {threshold!r}")
     target = store.resolve_alias(alias) or alias
-    store.get_metadata(target)  # raises CollectionNotFound
+    meta = store.get_metadata(target)  # raises CollectionNotFound
     info = {**dict(details or {}), "threshold": float(threshold), "date": now()}
-    store.update_metadata(target, {"score_threshold": float(threshold), "calibration": info})
+    changes: dict[str, Any] = {"score_threshold": float(threshold), "calibration": info}
+    if mode is not None:
+        info["mode"] = mode
+        changes["score_thresholds"] = {**dict(meta.get("score_thresholds") or {}), mode: float(threshold)}
+    store.update_metadata(target, changes)
     return target

@@ -9,22 +9,25 @@ running sums and the top hits the calibration needs, so memory stays flat howeve
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from search.errors import InvalidQuery
+from search import hybrid
+from search.errors import ConfigError, InvalidQuery
 from search.evaluation.calibration import calibrate
 from search.evaluation.exact import FILTER_KEYS, ExactIndex, dedupe
+from search.evaluation.fused import FusedReference
 from search.evaluation.labelled import LabelledSet, LabelledSetError
 from search.evaluation.report import EvalReport, metric_ratio, now
 from search.metrics import ir_metrics
 from search.filters import clean_query
 from search.service import SkillSearch
 
-__all__ = ["evaluate", "pinned_searcher"]
+__all__ = ["evaluate", "evaluate_modes", "pinned_searcher"]
 
 
 class _RecordingEncoder:
@@ -90,10 +93,55 @@ class _Sums:
         return {key: value / self.n for key, value in self.total.items()}
 
 
-def evaluate(
+def _modes(searcher: SkillSearch, modes: Sequence[str]) -> list[str]:
+    if isinstance(modes, str) or not modes:
+        raise InvalidQuery(f"modes is a list of search modes ({', '.join(hybrid.MODES)}), got {modes!r}")
+    out = []
+    for m in modes:
+        try:
+            m = hybrid.check_mode(m)
+        except ValueError as exc:
+            raise InvalidQuery(str(exc).replace("(ESCO_SEARCH_MODE or mode=)", "(--mode)")) from None
+        if m not in out:
+            out.append(m)
+    return out
+
+
+def _takes_mode(searcher: SkillSearch) -> bool:
+    return "mode" in inspect.signature(searcher.search_batch).parameters
+
+
+class _Mode:
+    """What one mode accumulates over the chunks."""
+
+    def __init__(self, mode: str, reference: Any) -> None:
+        self.mode = mode
+        self.reference = reference
+        self.index, self.exact = _Sums(), _Sums()
+        self.cal_hits: list[list[tuple[str, float]]] = []
+        self.shares: list[float] = []
+        self.per_query: list[dict[str, Any]] = []
+        self.t_index = self.t_exact = 0.0
+
+    def exact_rankings(self, vecs: np.ndarray, texts: Sequence[str], limit: int) -> list[list[str]]:
+        if isinstance(self.reference, ExactIndex):
+            return [[u for u, _ in h] for h in self.reference.iter_rankings(vecs, limit)]
+        return [[u for u, _ in h] for h in self.reference.iter_rankings(self.mode, vecs, texts, limit)]
+
+
+def evaluate(searcher: SkillSearch, labelled: LabelledSet, *, mode: str = hybrid.DENSE, **kwargs: Any) -> EvalReport:
+    """Evaluate a labelled set in one search ``mode``: :func:`evaluate_modes` with one mode.
+
+    Example: ``evaluate(searcher, labelled, limit=100, skill_type="knowledge")``.
+    """
+    return evaluate_modes(searcher, labelled, modes=(mode,), **kwargs)[0]
+
+
+def evaluate_modes(
     searcher: SkillSearch,
     labelled: LabelledSet,
     *,
+    modes: Sequence[str] = (hybrid.DENSE,),
     limit: int = 100,
     exact: bool = True,
     calibration_k: int = 10,
@@ -102,19 +150,22 @@ def evaluate(
     batch_size: int = 256,
     progress: bool = False,
     **filters: Any,
-) -> EvalReport:
-    """Evaluate a labelled set through the collection, against an exact reference.
+) -> list[EvalReport]:
+    """Evaluate a labelled set through the collection, against an exact reference, in one or several modes.
 
     The collection the searcher's alias serves at the start is pinned and used throughout. Every query
-    is searched with ``search_batch`` (the path services take) with the threshold disabled (-1.0),
-    ``limit`` hits, one hit per concept and the given filters, ``batch_size`` queries a call. With
+    is searched with ``search_batch`` (the path services take) in each mode, with the threshold disabled
+    (-1.0), ``limit`` hits, one hit per concept and the given filters, ``batch_size`` queries a call. With
     ``exact``, the same query vectors (those the searcher encoded: nothing is encoded twice) are also
-    ranked by brute force over the collection's stored vectors (:class:`ExactIndex`). A searcher over
-    another store and encoder is built with ``SkillSearch(settings, store=store, encoder=encoder)``.
+    ranked by brute force over the collection's stored vectors: :class:`ExactIndex` for ``dense``,
+    :class:`~search.evaluation.fused.FusedReference` (the numpy fusion of :mod:`search.hybrid`) for the
+    fused modes, so index/exact is 1.000 on an exact store in every mode. A searcher over another store
+    and encoder is built with ``SkillSearch(settings, store=store, encoder=encoder)``.
 
     Args:
         searcher: the searcher (its store, collection and encoder are used).
         labelled: the queries and their relevant concept URIs.
+        modes: the search modes (``dense``, ``hybrid``), one report each, in this order.
         limit: hits per query (100 covers ``map@100``).
         exact: also compute the exact reference and the index/exact ratio.
         calibration_k: hits per query the threshold calibration considers (a service's ``limit``).
@@ -126,7 +177,8 @@ def evaluate(
             ``occupation``, ``relation``, ``skill_group``, ``collection``, ``language``, ``status``).
 
     Raises:
-        InvalidQuery, InvalidFilter: a bad query, limit or filter; CollectionNotFound, QdrantUnavailable.
+        InvalidQuery, InvalidFilter: a bad query, limit, mode or filter; ConfigError: a mode the collection
+        was not built for (the message says how to re-ingest); CollectionNotFound, QdrantUnavailable.
     """
     unknown = set(filters) - set(FILTER_KEYS)
     if unknown:
@@ -136,65 +188,89 @@ def evaluate(
     filters = {k: v for k, v in filters.items() if v is not None and not (k == "relation" and v == "any")}
     if not labelled.queries:
         raise LabelledSetError("the labelled set holds no query", file=labelled.source or None)
+    names = _modes(searcher, modes)
     recorder = _RecordingEncoder(searcher.encoder)
     pinned, resolved = pinned_searcher(searcher, encoder=recorder)
     meta = pinned.info()
+    for m in names:
+        refusal = hybrid.mode_refusal(m, meta, resolved)
+        if refusal:
+            raise ConfigError(refusal)
+    if not _takes_mode(pinned) and names != [hybrid.DENSE]:
+        raise ConfigError(f"this searcher has no search modes (mode=): only 'dense' can be evaluated, not "
+                          f"{', '.join(m for m in names if m != hybrid.DENSE)}")
     languages = list(meta.get("languages") or [])
     queries = [clean_query(q.query) for q in labelled.queries]
     relevant = [q.relevant for q in labelled.queries]
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    reference = ExactIndex.from_store(pinned.store, resolved, filters=filters,
-                                      languages_available=languages) if exact else None
+    runs = []
+    for m in names:
+        ref: Any = None
+        if exact and m == hybrid.DENSE:
+            ref = ExactIndex.from_store(pinned.store, resolved, filters=filters, languages_available=languages)
+        elif exact:
+            ref = FusedReference.from_store(pinned.store, resolved, meta, filters=filters,
+                                            languages_available=languages)
+        runs.append(_Mode(m, ref))
     t_load = time.perf_counter() - t0
-    index_sums, exact_sums = _Sums(), _Sums()
-    cal_hits: list[list[tuple[str, float]]] = []
-    shares: list[float] = []
-    per_query: list[dict[str, Any]] = []
-    t_index = t_exact = 0.0
+    with_mode = _takes_mode(pinned)
     for start in tqdm(range(0, len(queries), batch_size), disable=not progress, desc="evaluate", unit="batch"):
         chunk, rel = queries[start:start + batch_size], relevant[start:start + batch_size]
-        t1 = time.perf_counter()
-        found = pinned.search_batch(chunk, limit=limit, threshold=-1.0, one_per_concept=True, **filters)
-        t_index += time.perf_counter() - t1
-        vecs = recorder.take(len(chunk))
-        hits = [dedupe(((h.concept_uri, h.score) for h in hs), limit) for hs in found]
-        index_rank = [[u for u, _ in h] for h in hits]
-        index_sums.add(index_rank, rel)
-        cal_hits.extend(h[:calibration_k] for h in hits)
-        exact_rank: list[list[str]] | None = None
-        if reference is not None:
-            t2 = time.perf_counter()
-            exact_rank = [[u for u, _ in h] for h in reference.iter_rankings(vecs, limit)]
-            t_exact += time.perf_counter() - t2
-            exact_sums.add(exact_rank, rel)
-            for a, b in zip(index_rank, exact_rank):
-                ref = set(b[:10])
-                if ref:
-                    shares.append(len(ref & set(a[:10])) / len(ref))
-        for i, hs in enumerate(found):
-            q = labelled.queries[start + i]
-            top = hs[0] if hs else None
-            per_query.append({
-                "line": q.line, "query": q.query, "relevant": sorted(q.relevant),
-                "rank": _first_rank(index_rank[i], q.relevant),
-                "exact_rank": _first_rank(exact_rank[i], q.relevant) if exact_rank is not None else None,
-                "top_uri": top.concept_uri if top else "", "top_label": top.preferred_label if top else "",
-                "top_score": round(top.score, 6) if top else 0.0,
-            })
-    index_metrics = index_sums.means()
-    exact_metrics = exact_sums.means() if reference is not None else None
-    cal = calibrate(cal_hits, relevant, k=calibration_k, step=step, target_precision=target_precision)
-    return EvalReport(
-        collection=searcher.collection, resolved=resolved,
-        n_queries=len(queries), limit=limit, filters=dict(filters),
-        index=index_metrics, exact=exact_metrics,
-        ratio=metric_ratio(index_metrics, exact_metrics) if exact_metrics is not None else None,
-        overlap_at_10=float(np.mean(shares)) if shares else None, calibration=cal,
-        labelled=labelled.summary(), model=str(meta.get("model", "")), esco_version=str(meta.get("esco_version", "")),
-        languages=languages,
-        seconds={"index": round(t_index, 3), "encode": round(recorder.seconds, 3),
-                 "exact": round(t_exact + t_load, 3), "exact_load": round(t_load, 3)},
-        per_query=per_query, created_at=now(),
-    )
+        vecs: np.ndarray | None = None
+        for run in runs:
+            t1 = time.perf_counter()
+            kw: dict[str, Any] = {"mode": run.mode} if with_mode else {}
+            found = pinned.search_batch(chunk, limit=limit, threshold=-1.0, one_per_concept=True, **kw, **filters)
+            run.t_index += time.perf_counter() - t1
+            got = recorder.take(len(chunk))
+            vecs = got if vecs is None else vecs  # the same texts: the first mode's vectors serve every mode
+            _score_chunk(run, found, vecs, chunk, rel, labelled.queries[start:start + batch_size], limit,
+                         calibration_k)
+    reports = []
+    for run in runs:
+        index_metrics = run.index.means()
+        exact_metrics = run.exact.means() if run.reference is not None else None
+        cal = calibrate(run.cal_hits, relevant, k=calibration_k, step=step, target_precision=target_precision)
+        reports.append(EvalReport(
+            collection=searcher.collection, resolved=resolved,
+            n_queries=len(queries), limit=limit, filters=dict(filters),
+            index=index_metrics, exact=exact_metrics,
+            ratio=metric_ratio(index_metrics, exact_metrics) if exact_metrics is not None else None,
+            overlap_at_10=float(np.mean(run.shares)) if run.shares else None, calibration=cal,
+            labelled=labelled.summary(), model=str(meta.get("model", "")),
+            esco_version=str(meta.get("esco_version", "")), languages=languages,
+            seconds={"index": round(run.t_index, 3), "encode": round(recorder.seconds, 3),
+                     "exact": round(run.t_exact + t_load, 3), "exact_load": round(t_load, 3)},
+            per_query=run.per_query, created_at=now(), mode=run.mode,
+        ))
+    return reports
+
+
+def _score_chunk(run: _Mode, found: list, vecs: np.ndarray, chunk: list[str], rel: list[frozenset[str]],
+                 labelled: Sequence[Any], limit: int, calibration_k: int) -> None:
+    hits = [dedupe(((h.concept_uri, h.score) for h in hs), limit) for hs in found]
+    index_rank = [[u for u, _ in h] for h in hits]
+    run.index.add(index_rank, rel)
+    run.cal_hits.extend(h[:calibration_k] for h in hits)
+    exact_rank: list[list[str]] | None = None
+    if run.reference is not None:
+        t2 = time.perf_counter()
+        exact_rank = run.exact_rankings(vecs, chunk, limit)
+        run.t_exact += time.perf_counter() - t2
+        run.exact.add(exact_rank, rel)
+        for a, b in zip(index_rank, exact_rank):
+            ref = set(b[:10])
+            if ref:
+                run.shares.append(len(ref & set(a[:10])) / len(ref))
+    for i, hs in enumerate(found):
+        q = labelled[i]
+        top = hs[0] if hs else None
+        run.per_query.append({
+            "line": q.line, "query": q.query, "relevant": sorted(q.relevant),
+            "rank": _first_rank(index_rank[i], q.relevant),
+            "exact_rank": _first_rank(exact_rank[i], q.relevant) if exact_rank is not None else None,
+            "top_uri": top.concept_uri if top else "", "top_label": top.preferred_label if top else "",
+            "top_score": round(top.score, 6) if top else 0.0,
+        })

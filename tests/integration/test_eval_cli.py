@@ -194,3 +194,36 @@ def test_alias_switched_during_the_run_stores_into_the_evaluated_collection(
         assert "score_threshold" not in store.get_metadata(second)
     finally:
         store.close()
+
+
+def test_modes_are_checked(store_env, tmp_path: Path, capsys) -> None:
+    labelled = tmp_path / "one.jsonl"
+    labelled.write_text(json.dumps({"query": "bake bread", "relevant": [fixtures().SKILL["bread"]]}) + "\n",
+                        encoding="utf-8")
+    assert main([str(labelled), "--mode", "sparse"]) == 2
+    assert "--mode takes dense, hybrid or several of them" in capsys.readouterr().err
+    assert main([str(labelled), "--mode", "dense,hybrid", "--store-threshold", "0.5"]) == 2
+    assert "--store-threshold calibrates one mode: give one --mode with it, not dense,hybrid" in capsys.readouterr().err
+    # a collection written without the hybrid representations: hybrid is refused, naming what is missing
+    store = open_store(store_env)
+    try:
+        target = store.resolve_alias(store_env.collection)
+        before = store.get_metadata(target).get("representations")
+        store.update_metadata(target, {"representations": {"passage": {"kind": "dense"}}})
+    finally:
+        store.close()
+    try:
+        assert main([str(labelled), "--mode", "dense,hybrid", "--no-report"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "was built without the labels, bm25 representations that search mode 'hybrid' needs" in err
+    finally:
+        store = open_store(store_env)
+        try:
+            store.update_metadata(target, {"representations": before})
+        finally:
+            store.close()
+    # dense, named twice: one report, the mode recorded
+    assert main([str(labelled), "--mode", "dense,dense", "--json", "--no-report", "--no-exact"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "dense" and out["n_queries"] == 1

@@ -1,0 +1,110 @@
+"""The exact reference of the fused search modes: :class:`search.hybrid.ExactIndex` over a collection's points.
+
+Every representation the collection stores (passage, labels, BM25) is read once by one scroll; each query is
+then ranked as the engine fuses it (:meth:`search.hybrid.ExactIndex.search`), under the same filter (a mask
+from ``Filter.matches``), and grouped by concept like the searcher: the first hit of each concept in fused
+order, ``limit`` of them. Its ``score`` is the hit's displayed cosine, as the searcher's is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from search import hybrid
+from search.errors import ConfigError
+from search.filters import build_filter
+from search.schema import Field
+from search.stores import Store
+
+__all__ = ["FusedReference", "query_bm25"]
+
+
+def query_bm25(metadata: Mapping[str, Any]) -> hybrid.Bm25Terms:
+    """The BM25 tokenizer of queries for a collection: the searcher's rule where :mod:`search.hybrid` has one,
+    else the language and ``avg_len`` its metadata records for the ``bm25`` representation."""
+    rule = getattr(hybrid, "query_bm25", None)
+    if callable(rule):
+        return rule(metadata)
+    info = dict((metadata.get("representations") or {}).get(hybrid.BM25) or {})
+    if "language" not in info and info:  # one entry per language: the first language of the collection
+        langs = list(metadata.get("languages") or info)
+        info = dict(info.get(langs[0]) or next(iter(info.values())))
+    return hybrid.Bm25Terms(str(info.get("language", "en")), avg_len=float(info.get("avg_len",
+                                                                                    hybrid.DEFAULT_AVG_LEN)))
+
+
+def _vectors(point: Any) -> dict[str, Any]:
+    named = getattr(point, "vectors", None)
+    if isinstance(named, Mapping) and named:
+        return dict(named)
+    if isinstance(point.vector, Mapping):
+        return dict(point.vector)
+    return {hybrid.PASSAGE: point.vector}
+
+
+@dataclass
+class FusedReference:
+    """A collection's points in :class:`search.hybrid.ExactIndex`, with their concept URIs and the filter mask."""
+
+    index: hybrid.ExactIndex
+    concepts: list[str]
+    mask: np.ndarray | None
+    bm25: hybrid.Bm25Terms | None
+
+    @classmethod
+    def from_store(
+        cls,
+        store: Store,
+        collection: str,
+        metadata: Mapping[str, Any],
+        *,
+        filters: Mapping[str, Any] | None = None,
+        languages_available: Sequence[str] | None = None,
+    ) -> FusedReference:
+        """Scroll ``collection`` once with every named vector and the payload fields the filter needs.
+
+        Raises:
+            ConfigError: the store returns no labels/BM25 vectors for a collection that records them.
+        """
+        flt = build_filter(**dict(filters or {}), languages_available=languages_available)
+        fields = sorted({Field.CONCEPT_URI, hybrid.LABEL_KEYS_FIELD, *(c.field for c in flt.must)})
+        points, concepts, keep = [], [], []
+        for p in store.scroll(collection, with_vectors=True, with_payload=fields):
+            vecs = _vectors(p)
+            if vecs.get(hybrid.PASSAGE) is None:
+                continue
+            points.append((p.id, vecs, p.payload))
+            concepts.append(str(p.payload.get(Field.CONCEPT_URI, "")))
+            keep.append(flt.matches(p.payload))
+        wanted = set((metadata.get("representations") or {}).keys()) - {hybrid.PASSAGE}
+        if points and wanted and not all(r in points[0][1] for r in wanted):
+            raise ConfigError(
+                f"the store returned only {', '.join(sorted(points[0][1]))} vectors of collection {collection!r}, "
+                f"whose metadata records {', '.join(sorted(wanted | {hybrid.PASSAGE}))}: the exact reference of a "
+                f"fused mode needs them all (run the evaluation with --no-exact)"
+            )
+        mask = np.asarray(keep, dtype=bool) if not all(keep) else None
+        bm25 = query_bm25(metadata) if hybrid.BM25 in wanted else None
+        return cls(hybrid.ExactIndex.from_points(points), concepts, mask, bm25)
+
+    def iter_rankings(self, mode: str, query_vectors: Any, texts: Sequence[str], limit: int = 100,
+                      fusion: hybrid.FusionParams = hybrid.HYBRID_FUSION) -> Iterator[list[tuple[str, float]]]:
+        """Per query, the first ``limit`` concepts in fused order with their displayed score."""
+        n = len(self.index.ids)
+        by_id = {pid: i for i, pid in enumerate(self.index.ids)}
+        for q, text in zip(np.asarray(query_vectors), texts):
+            out: list[tuple[str, float]] = []
+            seen: set[str] = set()
+            for hit in self.index.search(mode, q, text, bm25=self.bm25, mask=self.mask, limit=n, fusion=fusion):
+                uri = self.concepts[by_id[hit.id]]
+                if uri in seen:
+                    continue
+                seen.add(uri)
+                out.append((uri, hit.score))
+                if len(out) >= limit:
+                    break
+            yield out

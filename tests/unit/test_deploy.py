@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from ingest.settings import IngestSettings
+from search.http.settings import ServiceSettings
 from search.settings import SearchSettings
 from tests.qdrant_server import QDRANT_IMAGE, QDRANT_TAG
 
@@ -36,7 +37,8 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 K8S = ROOT / "deploy" / "k8s"
 DOCS = ROOT / "docs" / "deploy.md"
 
-VALID_ESCO_VARS = {f"ESCO_{name.upper()}" for name in IngestSettings.model_fields}
+VALID_ESCO_VARS = {f"ESCO_{name.upper()}" for name in IngestSettings.model_fields} | {
+    f"ESCO_SERVICE_{name.upper()}" for name in ServiceSettings.model_fields}
 # Names with the ESCO_ prefix that are not settings and may appear in the docs.
 TEST_ONLY_VARS = {"ESCO_TEST_QDRANT_URL"}
 _ESCO_VAR = re.compile(r"\bESCO_[A-Z0-9_]*[A-Z0-9]\b")
@@ -214,7 +216,7 @@ def test_every_esco_variable_in_the_deploy_files_is_a_setting() -> None:
     files = [COMPOSE, CLUSTER, DOCKERFILE, *sorted(K8S.glob("*.yaml"))]
     for path in files:
         for var in _ESCO_VAR.findall(path.read_text()):
-            assert var in VALID_ESCO_VARS, f"{path.relative_to(ROOT)} uses {var}, not a field of IngestSettings"
+            assert var in VALID_ESCO_VARS, f"{path.relative_to(ROOT)} uses {var}, not a field of IngestSettings or ServiceSettings"
 
 
 def test_every_esco_variable_in_the_docs_is_a_setting() -> None:
@@ -485,7 +487,8 @@ def test_kubectl_kustomize_renders_the_manifests() -> None:
     result = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Job", "PersistentVolumeClaim", "PersistentVolumeClaim"]
+    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Job",
+                                               "PersistentVolumeClaim", "PersistentVolumeClaim", "Service"]
     assert {d["metadata"]["namespace"] for d in docs} == {"esco-skill-search"}
 
 
@@ -574,3 +577,139 @@ def test_api_key_is_never_in_a_validation_error(clean_env: pytest.MonkeyPatch) -
         IngestSettings(_env_file=None, qdrant_url="http://q:6333", qdrant_api_key=key, replication_factor=1,
                        write_consistency_factor=2)
     assert key not in str(info.value) and key not in repr(info.value)
+
+
+# --- the search service (search-api: compose and Kubernetes) ----------------------------------------
+def search_api(compose: dict[str, Any]) -> dict[str, Any]:
+    return compose["services"]["search-api"]
+
+
+def serve_args(args: list[str]) -> Any:
+    """``args`` parsed by the real ``esco-search serve`` parser."""
+    import argparse
+
+    from search.http.server import add_parser
+
+    parser = argparse.ArgumentParser(prog="esco-search")
+    add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(args)
+
+
+def service_settings_from_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> tuple[SearchSettings, ServiceSettings]:
+    for key in list(os.environ):
+        if key.startswith("ESCO_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("ESCO_"):
+            monkeypatch.setenv(key, value)
+    return SearchSettings(_env_file=None), ServiceSettings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_compose_search_api_serves_with_the_read_only_key_after_a_healthy_qdrant(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    compose = load(COMPOSE)
+    svc = search_api(compose)
+    assert svc["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert (COMPOSE.parent / svc["build"]["context"] / svc["build"]["dockerfile"]).resolve() == DOCKERFILE
+    assert "serve" in interpolate(svc["build"]["args"]["EXTRAS"]).split(","), "the image needs the serve extra"
+    assert svc["depends_on"]["qdrant"]["condition"] == "service_healthy"
+    assert svc.get("restart") == "unless-stopped" and "profiles" not in svc
+    assert as_list(svc["entrypoint"]) == ["esco-search"] and "esco-search" in console_scripts()
+    ns = serve_args([interpolate(a) for a in as_list(svc["command"])])
+    assert ns.command == "serve" and ns.host == "0.0.0.0"
+    assert container_ports(svc) == {ns.port}
+    env = env_dict(svc)
+    assert env["ESCO_QDRANT_API_KEY"] == "${QDRANT_READ_ONLY_API_KEY:-}", "the service reads with the read-only key"
+    assert env["HF_HOME"] == env_dict(worker(compose))["HF_HOME"]
+    cache = [v for v in svc["volumes"] if v.split(":")[1] == env["HF_HOME"]]
+    assert cache and cache[0].split(":")[0] in compose["volumes"]
+    search, service = service_settings_from_env(monkeypatch, {k: interpolate(v) for k, v in env.items()})
+    assert search.qdrant_url == "http://qdrant:6333" and not search.qdrant_api_key
+    assert service.api_keys == () and service.cors_origins == ()  # open and CORS off unless configured
+    for key, value in (("ESCO_QDRANT_API_KEY", "ro-key-123456"), ("ESCO_SERVICE_API_KEYS", "client-key-1,client-key-2")):
+        monkeypatch.setenv(key, value)
+    assert SearchSettings(_env_file=None).qdrant_api_key.get_secret_value() == "ro-key-123456"  # type: ignore[union-attr]
+    assert [k.get_secret_value() for k in ServiceSettings(_env_file=None).api_keys] == ["client-key-1", "client-key-2"]
+
+
+def test_compose_search_api_healthcheck_asks_readyz_with_what_the_image_has() -> None:
+    svc = search_api(load(COMPOSE))
+    test = as_list(svc["healthcheck"]["test"])
+    assert test[:2] == ["CMD", "python"], "the image has python but neither curl nor wget"
+    code = test[-1]
+    port = serve_args([interpolate(a) for a in as_list(svc["command"])]).port
+    assert f"http://127.0.0.1:{port}/readyz" in code
+    compile(code, "healthcheck", "exec")
+    assert "$" not in code
+    assert svc["healthcheck"]["start_period"].endswith("s"), "the model loads before /readyz answers 200"
+
+
+def _deployment() -> dict[str, Any]:
+    (dep,) = k8s_kind("Deployment")
+    return dep
+
+
+def test_k8s_search_api_reads_with_the_read_only_key_and_no_literal_key() -> None:
+    (secret,) = k8s_kind("Secret")
+    pod = _deployment()["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    ref = env["ESCO_QDRANT_API_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": secret["metadata"]["name"], "key": "read-only-api-key"}
+    assert ref["key"] in secret["stringData"]
+    clients = env["ESCO_SERVICE_API_KEYS"]["valueFrom"]["secretKeyRef"]
+    assert clients["name"] == secret["metadata"]["name"] and clients["key"] in secret["stringData"]
+    assert clients["optional"] is True, "an open service must start without the key"
+    for e in c["env"]:
+        if "KEY" in e["name"]:
+            assert "valueFrom" in e and "value" not in e, e
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_k8s_search_api_probes_port_args_and_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    (cm,) = k8s_kind("ConfigMap")
+    dep = _deployment()
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["command"] == ["esco-search"] and c["command"][0] in console_scripts()
+    ns = serve_args(c["args"])
+    assert ns.command == "serve" and ns.host == "0.0.0.0" and ns.workers == 1
+    (port,) = c["ports"]
+    assert port["containerPort"] == ns.port
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert pod["terminationGracePeriodSeconds"] > int(next(e["value"] for e in c["env"]
+                                                         if e["name"] == "ESCO_SERVICE_GRACEFUL_TIMEOUT"))
+    assert c["envFrom"][0]["configMapRef"]["name"] == cm["metadata"]["name"]
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert {cm["data"]["HF_HOME"], "/tmp"} <= mounts, "a read-only root needs writable cache and tmp folders"
+    env = {k: str(v) for k, v in cm["data"].items()}
+    env.update({e["name"]: e["value"] for e in c["env"] if "value" in e})
+    env["ESCO_QDRANT_API_KEY"] = "from-the-secret"
+    search, service = service_settings_from_env(monkeypatch, env)
+    assert search.qdrant_url == "http://qdrant:6333" and search.qdrant_api_key is not None
+    assert service.max_batch == 64
+
+
+def test_k8s_search_api_service_hpa_and_image() -> None:
+    dep = _deployment()
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (svc,) = [s for s in k8s_kind("Service") if s["metadata"]["name"] == "esco-search-api"]
+    assert svc["spec"]["selector"].items() <= labels.items()
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    port_names = {p["name"] for p in c["ports"]}
+    assert {p["targetPort"] for p in svc["spec"]["ports"]} <= port_names
+    (hpa,) = k8s_kind("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": dep["metadata"]["name"]}
+    assert 2 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu" and c["resources"]["requests"]["cpu"], "CPU scaling needs a request"
+    compose_image = search_api(load(COMPOSE))["image"].split(":")[0]
+    assert c["image"].split(":")[0].endswith(compose_image)
+    assert "search-api.yaml" in load(K8S / "kustomization.yaml")["resources"]

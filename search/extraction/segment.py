@@ -89,8 +89,9 @@ def _lines(text: str) -> list[tuple[int, int]]:
 
 
 def _blocks(text: str) -> list[tuple[int, int, bool]]:
-    """Blocks of layout: (start, end, is_item). A line continues the block above when it looks like a hard
-    wrap: the line above is not a list line, does not end a sentence, and is long or this one starts small."""
+    """Blocks of layout: (start, end, is_item). A line continues the block above (a list item included) when
+    it looks like a hard wrap: the block does not end a sentence, and this line starts small or with a digit,
+    or the block breaks off mid-phrase (a comma, a hyphen). A blank line ends a block."""
     blocks: list[list[int | bool]] = []
     prev_open = False  # the last block may take a continuation line
     for ls, le in _lines(text):

@@ -38,7 +38,7 @@ from search.text import clean_text
 
 __all__ = [
     "DENSE", "HYBRID", "MODES", "DEFAULT_MODE",
-    "PASSAGE", "LABELS", "BM25", "LABEL_KEYS_FIELD", "REPRESENTATIONS", "LABELS_PROMPT",
+    "PASSAGE", "PREF", "LABELS", "BM25", "LABEL_KEYS_FIELD", "REPRESENTATIONS", "LABELS_PROMPT",
     "FusionParams", "HYBRID_FUSION", "PROMOTION_BOOST",
     "check_mode", "missing_representations", "mode_refusal",
     "label_key", "skill_labels", "label_keys", "bm25_document",
@@ -54,6 +54,7 @@ MODES: Final[tuple[str, ...]] = (DENSE, HYBRID)
 DEFAULT_MODE: Final = HYBRID
 
 PASSAGE: Final = "passage"  # named dense vector: the trained passage
+PREF: Final = "pref"  # named dense vector: the preferred label (LABELS_PROMPT)
 LABELS: Final = "labels"  # named multivector (MaxSim): one row per distinct label
 BM25: Final = "bm25"  # named sparse vector (Modifier.IDF): BM25 weights of the labels
 LABEL_KEYS_FIELD: Final = "label_keys"  # keyword payload: label_key() of every label
@@ -63,7 +64,7 @@ LABELS_PROMPT: Final = "query: "
 # What each mode needs the collection to hold.
 REPRESENTATIONS: Final[Mapping[str, tuple[str, ...]]] = {
     DENSE: (PASSAGE,),
-    HYBRID: (PASSAGE, LABELS, BM25),
+    HYBRID: (PASSAGE, PREF, LABELS, BM25),
 }
 
 
@@ -74,10 +75,13 @@ class FusionParams:
     ``weights`` are in the order of ``representations``; the fused score of a point is Qdrant's weighted RRF
     ``sum_r 1 / ((position_r + 1) / weight_r + k - 1)`` over the representations whose top ``prefetch_limit``
     hold it (position from 0; with weight 1 that is ``1 / (position + k)``, the paper's RRF with its constant
-    ``k - 1``). ``promote_exact``: skills with a label equal to the query come first.
+    ``k - 1``). ``labels_candidates``: the ``labels`` leg rescores (MaxSim) only the union of these legs' top
+    ``prefetch_limit`` instead of scanning every point's label rows (a full MaxSim scan is ~40x a dense scan on
+    the edge store); empty: full scan. ``promote_exact``: skills with a label equal to the query come first.
     """
 
     representations: tuple[str, ...] = (PASSAGE, LABELS, BM25)
+    labels_candidates: tuple[str, ...] = (PASSAGE, PREF, BM25)
     k: int = 10
     weights: tuple[float, ...] = (1.0, 1.0, 0.5)
     prefetch_limit: int = 100
@@ -90,11 +94,14 @@ class FusionParams:
             raise ValueError(f"RRF k must be >= 1 (Qdrant's minimum), got {self.k}")
         if any(w <= 0 for w in self.weights):
             raise ValueError(f"RRF weights must be > 0, got {self.weights}")
+        if LABELS in self.labels_candidates:
+            raise ValueError("the labels leg cannot be its own candidate leg")
         if self.prefetch_limit < 1:
             raise ValueError(f"prefetch_limit must be >= 1, got {self.prefetch_limit}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"method": "rrf", "representations": list(self.representations), "k": self.k,
+        return {"method": "rrf", "representations": list(self.representations),
+                "labels_candidates": list(self.labels_candidates), "k": self.k,
                 "weights": list(self.weights), "prefetch_limit": self.prefetch_limit,
                 "promote_exact": self.promote_exact}
 
@@ -307,6 +314,7 @@ class ExactIndex:
 
     ids: list[str]
     passage: np.ndarray  # (n, d) float32, unit rows
+    pref: np.ndarray | None = None  # (n, d) float32, unit rows
     label_rows: np.ndarray | None = None  # (m, d) float32: every point's label rows, point after point
     label_start: np.ndarray | None = None  # (n,) first row of each point in label_rows (each has >= 1 row)
     keys: list[frozenset[str]] = field(default_factory=list)
@@ -319,6 +327,7 @@ class ExactIndex:
         (rows) and ``vectors[BM25]`` (:class:`SparseTerms` or ``(indices, values)``)."""
         ids: list[str] = []
         dense: list[Any] = []
+        prefs: list[Any] = []
         rows: list[Any] = []
         starts: list[int] = []
         keys: list[frozenset[str]] = []
@@ -327,6 +336,8 @@ class ExactIndex:
         for i, (pid, vectors, payload) in enumerate(points):
             ids.append(str(pid))
             dense.append(vectors[PASSAGE])
+            if vectors.get(PREF) is not None:
+                prefs.append(vectors[PREF])
             lab = vectors.get(LABELS)
             if lab is None or len(lab) == 0:
                 has_labels = False
@@ -343,6 +354,8 @@ class ExactIndex:
             keys.append(frozenset(payload.get(LABEL_KEYS_FIELD) or ()))
         n = len(ids)
         ix = cls(ids, _unit(np.asarray(dense, dtype=np.float32).reshape(n, -1)), keys=keys)
+        if n and len(prefs) == n:
+            ix.pref = _unit(np.asarray(prefs, dtype=np.float32))
         if has_labels and n:
             ix.label_rows = _unit(np.asarray(rows, dtype=np.float32))
             ix.label_start = np.asarray(starts, dtype=np.int64)
@@ -355,6 +368,10 @@ class ExactIndex:
         """Score of every point for one representation; NaN where BM25 shares no term with the query."""
         if representation == PASSAGE:
             return self.passage @ _unit(np.asarray(query, np.float32).reshape(1, -1))[0]
+        if representation == PREF:
+            if self.pref is None:
+                raise ValueError("the collection has no pref representation")
+            return self.pref @ _unit(np.asarray(query, np.float32).reshape(1, -1))[0]
         if representation == LABELS:
             if self.label_rows is None or self.label_start is None:
                 raise ValueError("the collection has no labels representation")
@@ -367,7 +384,7 @@ class ExactIndex:
                     a, v = self._terms[t]
                     out[a] = np.where(np.isnan(out[a]), 0, out[a]) + self._idf[t] * v
             return out
-        raise ValueError(f"unknown representation {representation!r}: use one of {PASSAGE}, {LABELS}, {BM25}")
+        raise ValueError(f"unknown representation {representation!r}: use one of {PASSAGE}, {PREF}, {LABELS}, {BM25}")
 
     def _top(self, scores: np.ndarray, mask: np.ndarray | None, limit: int) -> list[int]:
         ok = ~np.isnan(scores)
@@ -390,7 +407,18 @@ class ExactIndex:
         terms = bm25.query(query_text) if bm25 is not None else None
         lab = self.representation_scores(LABELS, query)
         per_rep = {PASSAGE: cos, LABELS: lab, BM25: self.representation_scores(BM25, terms=terms)}
-        rankings = [[str(i) for i in self._top(per_rep[r], mask, fusion.prefetch_limit)] for r in fusion.representations]
+        if self.pref is not None:
+            per_rep[PREF] = self.representation_scores(PREF, query)
+        L = fusion.prefetch_limit
+        top = {r: self._top(per_rep[r], mask, L) for r in per_rep if r != LABELS}
+        if fusion.labels_candidates:  # the labels leg rescores the union of its candidate legs
+            cand = np.zeros(len(self.ids), bool)
+            for r in fusion.labels_candidates:
+                cand[top[r]] = True
+            top[LABELS] = self._top(lab, cand if mask is None else cand & mask, L)
+        else:
+            top[LABELS] = self._top(lab, mask, L)
+        rankings = [[str(i) for i in top[r]] for r in fusion.representations]
         fused = {int(i): s for i, s in rrf_fuse(rankings, fusion.k, fusion.weights).items()}
         if fusion.promote_exact and query_text:
             key = label_key(query_text)

@@ -32,10 +32,11 @@ def test_check_mode_and_refusal_name_the_fix() -> None:
         h.check_mode("sparse")
     old = {"model": "m"}  # written before hybrid search: the passage only
     assert h.missing_representations("dense", old) == ()
-    assert h.missing_representations("hybrid", old) == ("labels", "bm25")
+    assert h.missing_representations("hybrid", old) == ("pref", "labels", "bm25")
     msg = h.mode_refusal("hybrid", old, "esco__v1")
-    assert msg is not None and "labels, bm25" in msg and "re-ingest" in msg and "mode='dense'" in msg
-    full = {"representations": {"passage": {}, "labels": {}, "bm25": {}}}
+    assert msg is not None and "pref, labels, bm25" in msg and "re-ingest" in msg and "mode='dense'" in msg
+    assert h.missing_representations("hybrid", {"representations": {"passage": {}, "pref": {}, "labels": {}}}) == ("bm25",)
+    full = {"representations": {"passage": {}, "pref": {}, "labels": {}, "bm25": {}}}
     assert h.mode_refusal("hybrid", full, "c") is None
 
 
@@ -93,6 +94,7 @@ def _corpus(n: int, d: int, seed: int = 0):
         points.append({
             "id": str(uuid.UUID(int=i + 1)),
             "passage": rng.normal(size=d).astype(np.float32),
+            "pref": rows[0] + 0.5 * rng.normal(size=d).astype(np.float32),
             "labels": rows,
             "text": h.bm25_document(labels),
             "payload": {h.LABEL_KEYS_FIELD: h.label_keys(labels), "group": "ab"[i % 2]},
@@ -104,6 +106,7 @@ def _shard(tmp: Path, points, bm25: h.Bm25Terms, d: int):
     cfg = qe.EdgeConfig(
         vectors={
             h.PASSAGE: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine),
+            h.PREF: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine),
             h.LABELS: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine,
                                           multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim)),
         },
@@ -116,7 +119,8 @@ def _shard(tmp: Path, points, bm25: h.Bm25Terms, d: int):
     batch = []
     for p in points:
         t = bm25.document(p["text"], p["id"])
-        batch.append(qe.Point(p["id"], {h.PASSAGE: p["passage"].tolist(), h.LABELS: p["labels"].tolist(),
+        batch.append(qe.Point(p["id"], {h.PASSAGE: p["passage"].tolist(), h.PREF: p["pref"].tolist(),
+                                        h.LABELS: p["labels"].tolist(),
                                         h.BM25: qe.SparseVector(list(t.indices), list(t.values))}, p["payload"]))
     shard.update(qe.UpdateOperation.upsert_points(batch))
     return shard
@@ -128,9 +132,12 @@ def _engine_hybrid(shard, q, text, bm25: h.Bm25Terms, fusion: h.FusionParams, fl
     L = fusion.prefetch_limit
     legs = {
         h.PASSAGE: qe.Prefetch(limit=L, query=qe.Query.Nearest(q.tolist(), using=h.PASSAGE)),
-        h.LABELS: qe.Prefetch(limit=L, query=qe.Query.Nearest([q.tolist()], using=h.LABELS)),
+        h.PREF: qe.Prefetch(limit=L, query=qe.Query.Nearest(q.tolist(), using=h.PREF)),
         h.BM25: qe.Prefetch(limit=L, query=qe.Query.Nearest(qe.SparseVector(list(terms.indices), list(terms.values)), using=h.BM25)),
     }
+    # the labels leg: MaxSim over the candidates of its candidate legs (or over every point)
+    legs[h.LABELS] = qe.Prefetch(limit=L, query=qe.Query.Nearest([q.tolist()], using=h.LABELS),
+                                 prefetches=[legs[r] for r in fusion.labels_candidates] or None)
     # the fused prefetch keeps every candidate (the union of the legs), so promotion sees their fused scores
     rrf = qe.Prefetch(limit=L * len(fusion.representations), query=qe.Fusion.Rrf(k=fusion.k, weights=list(fusion.weights)),
                       prefetches=[legs[r] for r in fusion.representations])
@@ -143,17 +150,26 @@ def _engine_hybrid(shard, q, text, bm25: h.Bm25Terms, fusion: h.FusionParams, fl
     return [(str(p.id), float(p.score)) for p in shard.query(req)]
 
 
+FUSIONS = {
+    "labels rescoring": h.FusionParams(k=10, weights=(1.0, 0.9, 0.4), prefetch_limit=30),
+    "labels scan, 4 legs": h.FusionParams(representations=(h.PASSAGE, h.PREF, h.LABELS, h.BM25), labels_candidates=(),
+                                          k=5, weights=(1.0, 0.7, 0.9, 0.4), prefetch_limit=20),
+}
+
+
 @pytest.mark.parametrize("filtered", [False, True])
-def test_reference_equals_the_engine(tmp_path: Path, filtered: bool) -> None:
+@pytest.mark.parametrize("fusion_name", sorted(FUSIONS))
+def test_reference_equals_the_engine(tmp_path: Path, filtered: bool, fusion_name: str) -> None:
+    fusion = FUSIONS[fusion_name]
     d, n = 16, 300
     points = _corpus(n, d)
     bm25 = h.Bm25Terms("en", avg_len=5.0)
     shard = _shard(tmp_path, points, bm25, d)
     ix = h.ExactIndex.from_points(
-        (p["id"], {h.PASSAGE: p["passage"], h.LABELS: p["labels"], h.BM25: bm25.document(p["text"], p["id"])}, p["payload"])
+        (p["id"], {h.PASSAGE: p["passage"], h.PREF: p["pref"], h.LABELS: p["labels"],
+                   h.BM25: bm25.document(p["text"], p["id"])}, p["payload"])
         for p in points
     )
-    fusion = h.FusionParams(k=10, weights=(1.0, 0.9, 0.4), prefetch_limit=30)
     flt = qe.Filter(must=[qe.FieldCondition(key="group", match=qe.MatchAny(any=["a"]))]) if filtered else None
     mask = np.array([p["payload"]["group"] == "a" for p in points]) if filtered else None
     rng = np.random.default_rng(1)
@@ -162,13 +178,14 @@ def test_reference_equals_the_engine(tmp_path: Path, filtered: bool) -> None:
         q = rng.normal(size=d).astype(np.float32)
         # every fifth query is exactly some point's label (in another case and spacing)
         text = points[j * 7]["text"].split(" ; ")[0].upper() if j % 5 == 0 else " ".join(rng.choice(WORDS, 3))
-        ref = ix.search("hybrid", q, text, bm25=bm25, mask=mask, limit=10, fusion=fusion)
+        deeper = ix.search("hybrid", q, text, bm25=bm25, mask=mask, limit=100, fusion=fusion)
+        ref = deeper[:10]
         got = _engine_hybrid(shard, q, text, bm25, fusion, flt, 10)
         assert [r.fused for r in ref] == pytest.approx([s for _, s in got], rel=1e-5)
-        # Same ids; where fused scores tie, the engine's order is arbitrary, so compare per score.
-        by_score_ref = {round(r.fused, 5): set() for r in ref}
-        for r in ref:
-            by_score_ref[round(r.fused, 5)].add(r.id)
+        # Same ids; where fused scores tie (also across the cut at 10), the engine's order is arbitrary.
+        by_score_ref: dict[float, set[str]] = {}
+        for r in deeper:
+            by_score_ref.setdefault(round(r.fused, 5), set()).add(r.id)
         for pid, s in got:
             assert pid in by_score_ref[round(s, 5)]
         if ref and ref[0].fused >= h.PROMOTION_BOOST:

@@ -89,13 +89,15 @@ class OccupationIndex:
             ix.labels.setdefault(uri, {})[lang] = pref
             kinds: dict[str, str] = {}
             texts: dict[str, str] = {}
-            for kind, labels in (("preferred", [pref]), ("alternative", pl.get(OccField.ALT_LABELS) or ()),
-                                 ("hidden", pl.get(OccField.HIDDEN_LABELS) or ())):
-                for raw in labels:
-                    for j, text in enumerate(occupation_labels(raw)):
-                        key = label_key(text)
-                        kinds.setdefault(key, kind if j == 0 else "gendered")
-                        texts.setdefault(key, text)
+            groups = (("preferred", [pref]), ("alternative", pl.get(OccField.ALT_LABELS) or ()),
+                      ("hidden", pl.get(OccField.HIDDEN_LABELS) or ()))
+            for gendered in (False, True):  # a label as ESCO lists it beats the gendered form of another
+                for kind, labels in groups:
+                    for raw in labels:
+                        for text in occupation_labels(raw)[1:] if gendered else [raw]:
+                            key = label_key(text)
+                            kinds.setdefault(key, "gendered" if gendered else kind)
+                            texts.setdefault(key, text)
             for key in pl.get(OccField.LABEL_KEYS) or kinds.keys():
                 ix.keys.setdefault(key, {}).setdefault(uri, set()).add((lang, kinds.get(key, "gendered")))
                 ix.label_texts[(uri, lang, key)] = texts.get(key, key)
@@ -136,7 +138,25 @@ class OccupationState:
 
 
 _STATES: weakref.WeakKeyDictionary[Any, OccupationState] = weakref.WeakKeyDictionary()
+_PLAIN: dict[int, tuple[Any, OccupationState]] = {}  # searchers that take no weak reference (kept alive; few)
 _LOCK = threading.Lock()
+
+
+def _cached(searcher: Any) -> OccupationState | None:
+    try:
+        return _STATES.get(searcher)
+    except TypeError:
+        entry = _PLAIN.get(id(searcher))
+        return entry[1] if entry is not None and entry[0] is searcher else None
+
+
+def _remember(searcher: Any, state: OccupationState) -> None:
+    try:
+        _STATES[searcher] = state
+    except TypeError:
+        if len(_PLAIN) > 64:
+            _PLAIN.clear()
+        _PLAIN[id(searcher)] = (searcher, state)
 
 
 def _alias(searcher: OccupationSearcher) -> str:
@@ -155,11 +175,11 @@ def occupation_state(searcher: OccupationSearcher) -> OccupationState:
     assert store is not None
     alias = _alias(searcher)
     target = store.resolve_alias(alias) or alias
-    state = _STATES.get(searcher)
+    state = _cached(searcher)
     if state is not None and state.target == target:
         return state
     with _LOCK:
-        state = _STATES.get(searcher)
+        state = _cached(searcher)
         if state is not None and state.target == target:
             return state
         try:
@@ -177,8 +197,5 @@ def occupation_state(searcher: OccupationSearcher) -> OccupationState:
             raise EncoderMismatch(f"occupations collection {where!r} holds {meta.get('vector_size')}-d vectors; "
                                   f"the encoder makes {searcher.encoder.dimension}-d")
         state = OccupationState(target, meta, OccupationIndex.load(store, target))
-        try:
-            _STATES[searcher] = state
-        except TypeError:  # not weak-referenceable: no cache
-            pass
+        _remember(searcher, state)
         return state

@@ -20,8 +20,8 @@ from search.occupations.schema import OccField
 from search.occupations.types import AmbiguousOccupation, Candidate, OccupationHit, OccupationNotFound
 from search.stores.base import Condition, Filter, ScoredPoint
 
-__all__ = ["search_occupations", "occupation_filter", "resolve_occupation", "resolve_occupations",
-           "Resolution", "DEFAULT_MIN_SCORE", "DEFAULT_MARGIN", "is_occupation_uri"]
+__all__ = ["search_occupations", "occupation_filter", "exact_label_matches", "resolve_occupation",
+           "resolve_occupations", "Resolution", "DEFAULT_MIN_SCORE", "DEFAULT_MARGIN", "is_occupation_uri"]
 
 #: A title search must reach this cosine to resolve a name (all-MiniLM and E5 alike: unrelated titles stay below).
 DEFAULT_MIN_SCORE = 0.5
@@ -65,8 +65,10 @@ def occupation_filter(*, isco_group: str | Iterable[str] | None = None, language
     return Filter(tuple(conds))
 
 
-def _exact(index: OccupationIndex, key: str, langs: tuple[str, ...], flt: Filter) -> dict[str, dict[str, str]]:
-    """uri -> language -> the label equal to the title, for occupations passing the ISCO filter."""
+def exact_label_matches(index: OccupationIndex, key: str, langs: tuple[str, ...], flt: Filter
+                        ) -> dict[str, dict[str, str]]:
+    """Occupations with a label whose :func:`~search.hybrid.label_key` is ``key``, in ``langs`` (all when
+    empty) and passing the ISCO groups of ``flt``: uri -> language -> that label."""
     codes = next((set(c.values) for c in flt.must if c.field == OccField.ISCO_GROUPS), None)
     out: dict[str, dict[str, str]] = {}
     for uri, where in index.keys.get(key, {}).items():
@@ -126,7 +128,7 @@ def search_occupations(
     langs = values_of("language", language)
     group = len(st.index.languages) > 1 and len(langs) != 1
     vec = list(vector) if vector is not None else searcher.encoder.encode_queries([q])[0].tolist()
-    matched = _exact(st.index, label_key(q), langs, flt) if exact_labels else {}
+    matched = exact_label_matches(st.index, label_key(q), langs, flt) if exact_labels else {}
     out: list[OccupationHit] = []
     seen: set[tuple[str, str]] = set()
     if matched:
@@ -181,7 +183,7 @@ def resolve_occupation(searcher: OccupationSearcher, name: str, *, language: str
         return Resolution(text, "", "uri")
     st = occupation_state(searcher)
     langs = values_of("language", language)
-    matched = _exact(st.index, label_key(text), langs, Filter())
+    matched = exact_label_matches(st.index, label_key(text), langs, Filter())
 
     def label(uri: str) -> str:  # in the language of the matching label
         return st.index.label(uri, next(iter(sorted(matched[uri]))))

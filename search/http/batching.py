@@ -4,7 +4,8 @@ Each request puts its texts and its search arguments on an asyncio queue. One co
 first waiting request, gathers what else arrives within ``wait_ms`` (up to ``max_size`` texts), groups the
 requests by their arguments (filters, limit, threshold: only queries asked the same way share a call) and
 runs one ``search_batch`` per group in a worker thread. While that call runs, new requests queue up and
-form the next batch, so under load the batches grow by themselves; a lone client waits ``wait_ms`` at most.
+form the next batch, so under load the batches grow by themselves. The consumer waits only when the last
+call merged several requests (or more are queued): a lone client is answered without any wait.
 
 ``SkillSearch.search_batch`` answers each text exactly as ``search`` would, so a merged query gets the same
 hits as a single call. When a merged call fails with a :class:`~search.errors.SearchError` that may belong
@@ -55,7 +56,7 @@ class MicroBatcher:
     Args:
         search_batch: ``SkillSearch.search_batch`` (or any function of the same signature).
         max_size: most texts per call (1 switches merging off: every request is its own call).
-        wait_ms: how long the first request of a batch waits for others to join.
+        wait_ms: how long the first request of a batch waits for others to join (only under concurrency).
         on_batch: called with (number of texts, number of requests) after each call, for metrics.
     """
 
@@ -70,6 +71,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._last_requests = 0
 
     # --- lifetime --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -109,7 +111,10 @@ class MicroBatcher:
             first = await queue.get()
             jobs = [first]
             size = len(first.texts)
-            deadline = time.perf_counter() + self.wait
+            # Wait for company only where there is some: a lone client (the last call served one request
+            # and nothing else is queued) is answered at once.
+            wait = self.wait if (self._last_requests > 1 or not queue.empty()) else 0.0
+            deadline = time.perf_counter() + wait
             while size < self.max_size:
                 try:
                     job = queue.get_nowait()
@@ -123,6 +128,7 @@ class MicroBatcher:
                         break
                 jobs.append(job)
                 size += len(job.texts)
+            self._last_requests = len(jobs)
             try:
                 await self._dispatch(jobs)
             finally:

@@ -42,7 +42,9 @@ from ingest.ownership import (
     owner_fields,
 )
 from ingest.points import PendingPoint, batches, build_key, build_points, count_truncated, model_key, request_chunks
+from ingest import space
 from ingest.settings import IngestSettings
+from ingest.space import SpaceGuard
 from search.encoding import Encoder, load_encoder
 from search.errors import SearchError
 from search.schema import KEYWORD_FIELDS, SCHEMA_VERSION, Field, collection_name
@@ -97,7 +99,7 @@ class _Build:
     carried: dict[str, Any] = field(default_factory=dict)
     target: str = ""
     resumed: bool = False
-    abandoned: list[str] = field(default_factory=list)
+    space: SpaceGuard = field(default_factory=lambda: SpaceGuard(None))
     seconds: dict[str, float] = field(default_factory=dict)
     written: int = 0
 
@@ -161,6 +163,8 @@ def _prepare(settings: IngestSettings, release: Release, store: Store, encoder: 
     if not points:
         raise VerificationFailed("the release holds no skill to ingest in the languages asked for")
     build = _Build(settings, release, store, enc, mkey, points, build_key(settings.collection, mkey, points))
+    if store.kind in ("edge", "local"):  # a server's disk is the server's: nothing to check here
+        build.space = SpaceGuard(settings.store_path)
     build.seconds["load_model"] = round(load_s, 3)
     _served_state(build)
     return build
@@ -190,19 +194,27 @@ def _served_state(b: _Build) -> None:
 
 def _run_build(b: _Build, progress: bool | None, after_batch: Callable[[int], None] | None) -> IngestSummary:
     claim = claim_builds(b.store, b.settings.collection, b.key, b.settings.lock_stale_seconds)
-    b.abandoned = claim.abandoned
-    _open_target(b, claim.resume)
+    pruned = delete_collections(b.store, claim.abandoned)  # owners gone long ago; frees their space first
+    b.target, b.resumed = claim.resume or "", claim.resume is not None
     summary, reuse, encode = _plan(b)
+    _check_space(b, reuse + encode)
+    _open_target(b)
+    summary.collection = b.target
     with Heartbeat(b.store, b.target, heartbeat_interval(b.settings.lock_stale_seconds)):
-        pruned = delete_collections(b.store, b.abandoned)  # owners gone long ago: nobody resumes them
         show = progress if progress is not None else logger.getEffectiveLevel() <= logging.INFO
         from tqdm.auto import tqdm
 
-        with tqdm(total=len(b.points), initial=summary.resumed_points, unit="skill", disable=not show,
-                  desc=f"ingest {b.release.esco_version}") as bar:
-            encode += _write_reused(b, reuse, summary, bar, after_batch)
-            _encode_and_write(b, encode, summary, bar, after_batch)
-        _finish(b)
+        try:
+            with tqdm(total=len(b.points), initial=summary.resumed_points, unit="skill", disable=not show,
+                      desc=f"ingest {b.release.esco_version}") as bar:
+                encode += _write_reused(b, reuse, summary, bar, after_batch)
+                _encode_and_write(b, encode, summary, bar, after_batch)
+            _finish(b)
+        except Exception as exc:
+            full = b.space.converted(exc)  # a full disk: one clear InsufficientSpace
+            if full is exc:
+                raise
+            raise full from exc
         summary.pruned = pruned + prune_complete(b.store, b.settings.collection, b.settings.keep_collections)
     for p in b.points:
         summary.points_written[p.payload[Field.LANGUAGE]] += 1
@@ -210,13 +222,22 @@ def _run_build(b: _Build, progress: bool | None, after_batch: Callable[[int], No
     return summary
 
 
-def _open_target(b: _Build, resume: str | None) -> None:
-    """Create the new collection, or take over the unfinished build of the same input."""
+def _check_space(b: _Build, todo: list[PendingPoint]) -> None:
+    """Refuse a build the embedded store's filesystem cannot hold, before anything is written."""
+    s = b.settings
+    params = collection_params(s, b.enc.dimension)
+    needed = space.collection_bytes(
+        b.enc.dimension, (p.payload_size() for p in todo), (p.payload_size() for p in b.points),
+        quantization=s.quantization, indexing_threshold=params.indexing_threshold, hnsw_m=s.hnsw_m)
+    b.space.before_write(needed, f"for the new collection ({len(todo)} of {len(b.points)} points to write)")
+
+
+def _open_target(b: _Build) -> None:
+    """Create the new collection, or take over the unfinished build of the same input (``b.target``)."""
     settings, release, enc = b.settings, b.release, b.enc
-    if resume is not None:
-        b.target, b.resumed = resume, True
-        b.store.update_metadata(resume, owner_fields())
-        logger.info("resuming unfinished collection %s", resume)
+    if b.resumed:
+        b.store.update_metadata(b.target, owner_fields())
+        logger.info("resuming unfinished collection %s", b.target)
         return
     meta = {
         **enc.describe(),
@@ -285,7 +306,9 @@ def _plan(b: _Build) -> tuple[IngestSummary, list[PendingPoint], list[PendingPoi
 
 def _upsert(b: _Build, points: Sequence[PendingPoint]) -> float:
     t = time.perf_counter()
-    for chunk in request_chunks(points, b.settings.upsert_batch_size, b.enc.dimension):
+    dim, quant = b.enc.dimension, b.settings.quantization
+    for chunk in request_chunks(points, b.settings.upsert_batch_size, dim):
+        b.space.before_write(sum(space.point_bytes(dim, p.payload_size(), quant) for p in chunk))
         b.store.upsert(b.target, [StoredPoint(p.id, p.payload, p.vector_list()) for p in chunk])
     return time.perf_counter() - t
 
@@ -361,6 +384,10 @@ def _encode_and_write(b: _Build, encode: list[PendingPoint], summary: IngestSumm
 def _finish(b: _Build) -> None:
     """Optimize, verify, mark complete and switch the alias."""
     t = time.perf_counter()
+    s = b.settings
+    if len(b.points) >= collection_params(s, b.enc.dimension).indexing_threshold:  # optimize writes an index
+        b.space.before_write(space.collection_bytes(b.enc.dimension, (p.payload_size() for p in b.points),
+                                                    quantization=s.quantization), "to index the new collection")
     b.store.optimize(b.target)
     verify(b.store, b.target, [p.id for p in b.points])
     b.store.update_metadata(b.target, {"status": STATUS_COMPLETE, "completed_at": _now(),

@@ -127,9 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from search.cli.common import quiet_model_loading
 
+        from ingest.space import sigbus_message
+
         settings = IngestSettings()
         quiet_model_loading()
-        with logging_redirect_tqdm():
+        # A full disk under a memory-mapped write of the embedded store: one line, not a bare "Bus error".
+        with logging_redirect_tqdm(), sigbus_message(settings.store_path):
             summary = run(settings, args.release, args.language or ["en"], esco_version=args.esco_version,
                           limit=args.limit, progress=not quiet and not args.json)
         if args.json:

@@ -47,8 +47,16 @@ class VerificationFailed(SearchError):
     """A freshly written collection did not pass its checks; the alias was not switched."""
 
 
-class InsufficientSpace(SearchError):
+class InsufficientSpace(SearchError, OSError):
     """The store's filesystem lacks the room the new collection needs, or ran out of it while writing.
 
-    The alias still serves the previous collection; free space and run the same command again to resume.
+    Also an ``OSError`` (``errno`` ENOSPC). The alias still serves the previous collection; free space and run
+    the same command again to resume.
     """
+
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(err, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

@@ -10,7 +10,7 @@ import hashlib
 import json
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,13 @@ class PendingPoint:
     text: str
     payload: dict[str, Any]
     vector: list[float] | np.ndarray | None = None
+    _payload_bytes: int | None = field(default=None, repr=False, compare=False)
+
+    def payload_size(self) -> int:
+        """Bytes of the payload as JSON (computed once)."""
+        if self._payload_bytes is None:
+            self._payload_bytes = len(json.dumps(self.payload, ensure_ascii=False).encode())
+        return self._payload_bytes
 
     def vector_list(self) -> list[float] | None:
         """The vector as a list of floats, as the stores take it."""
@@ -132,7 +139,7 @@ def request_chunks(points: Sequence[PendingPoint], max_points: int, dim: int,
     out: list[Sequence[PendingPoint]] = []
     start, size = 0, 0
     for i, p in enumerate(points):
-        n = dim * _JSON_BYTES_PER_FLOAT + len(json.dumps(p.payload, ensure_ascii=False).encode()) + 64
+        n = dim * _JSON_BYTES_PER_FLOAT + p.payload_size() + 64
         if i > start and (i - start >= max_points or size + n > budget):
             out.append(points[start:i])
             start, size = i, 0

@@ -200,3 +200,37 @@ def test_no_collection_is_a_clear_error(encoder, minilm_path, tmp_path):
             search_occupations(SimpleNamespace(encoder=encoder, store=store, settings=settings), "baker")
     finally:
         store.close()
+
+
+def _cli(argv: list[str]) -> int:
+
+    from search.cli import occupations as cli_occupations
+    from search.cli.common import CliParser
+
+    parser = CliParser(prog="esco-search")
+    cli_occupations.add_parser(parser.add_subparsers(dest="command"))
+    return cli_occupations.run(parser.parse_args(["occupations", *argv]))
+
+
+def test_cli_title_from_skills_resolve_and_json(served, minilm_path, monkeypatch, capsys):
+    monkeypatch.setenv("ESCO_QDRANT_PATH", str(served.settings.qdrant_path))
+    monkeypatch.setenv("ESCO_MODEL", minilm_path)
+    monkeypatch.setenv("ESCO_PRECISION", "fp32")
+    assert _cli(["Bäckerin", "--limit", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "Bäcker/Bäckerin" in out[0] and "= 'Bäckerin'" in out[0] and OCC["baker"] in out[0]
+    assert _cli(["someone who fixes bikes", "--language", "en", "--json", "--limit", "1"]) == 0
+    (hit,) = json.loads(capsys.readouterr().out)
+    assert hit["concept_uri"] == OCC["bike_mechanic"] and hit["language"] == "en"
+    assert _cli(["--from-skills", SKILL["bread"], SKILL["cash_register"], SKILL["waste"], "--json", "--limit", "1"]) == 0
+    (m,) = json.loads(capsys.readouterr().out)
+    assert m["concept_uri"] == OCC["baker"] and m["score"] == round(5 / 6, 6) and m["missing_essential"] == []
+    assert _cli(["--from-skills", SKILL["bicycles"], "--language", "en"]) == 0
+    text = capsys.readouterr().out
+    assert "bicycle mechanic" in text and "essential 1/1 (100%)" in text
+    assert _cli(["--resolve", "registered nurse"]) == 0
+    assert capsys.readouterr().out.startswith(OCC["nurse"])
+    with pytest.raises(InvalidQuery, match="one of them"):
+        _cli(["baker", "--from-skills", SKILL["bread"]])
+    with pytest.raises(AmbiguousOccupation):
+        _cli(["--resolve", "Python programmer"])

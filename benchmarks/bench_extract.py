@@ -75,6 +75,11 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
                   f"{reports[name]['segments']} segments; f1@threshold: at {thr} (calibrated on esco-docs, {args.variant})")
             print(table(summary_rows(reports[name])))
         out = {"threshold": thr, "reports": reports}
+        if args.store_threshold:
+            from search.extraction.evaluate import store_threshold
+
+            store_threshold(s, thr)
+            print(f"extract_threshold {thr} recorded in the collection's metadata (the default of extract)")
     return out
 
 
@@ -170,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--words", type=int, default=2000)
     p.add_argument("--variant", default="extract:max", help="the variant whose calibrated threshold is applied (quality)")
+    p.add_argument("--store-threshold", action="store_true",
+                   help="record the calibrated threshold in the collection (quality): extract's default from then on")
     p.add_argument("--backends", default="auto,torch", help="encoder backends timed side by side (speed)")
     a = p.parse_args(argv)
     quiet_logging()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from search.cli.common import add_filter_arguments, filter_kwargs, quiet_model_loading
+from search.cli.eval_targets import TARGETS, run_target
 from search.errors import InvalidQuery
 from search.evaluation import (
     EvalReport,
@@ -53,6 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "`esco-search eval --build-set OUT.jsonl` makes one from ESCO's alternative labels.",
     )
     p.add_argument("labelled", nargs="?", help="the labelled set (.jsonl, .csv or .tsv)")
+    p.add_argument("--target", choices=TARGETS, default="skills",
+                   help="what to evaluate: skills (queries -> skills, the default), documents (whole texts -> "
+                   "skills, through extraction), occupations (job titles -> occupations)")
     p.add_argument("--build-set", metavar="OUT.jsonl",
                    help="write a labelled set built from the collection's alternative labels, and stop")
     p.add_argument("--n", type=int, default=500, help="queries of the built set (default 500)")
@@ -157,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     from search.settings import SearchSettings
 
     settings = SearchSettings()
+    if args.target != "skills":
+        return run_target(args, settings)
     if args.build_set:
         if args.labelled:
             raise InvalidQuery("eval: give either a labelled set to evaluate or --build-set OUT.jsonl, not both")

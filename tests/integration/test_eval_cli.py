@@ -227,3 +227,31 @@ def test_modes_are_checked(store_env, tmp_path: Path, capsys) -> None:
     assert main([str(labelled), "--mode", "dense,dense", "--json", "--no-report", "--no-exact"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "dense" and out["n_queries"] == 1
+
+
+def test_targets_documents_and_occupations(store_env, encoder, tmp_path: Path, capsys) -> None:
+    fx = fixtures()
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(
+        json.dumps({"text": "We bake bread every morning. We also repair bicycles.",
+                    "relevant": [fx.SKILL["bread"]]}) + "\n"
+        + json.dumps({"text": "Python scripting for automation.", "relevant": [fx.SKILL["python"]]}) + "\n",
+        encoding="utf-8")
+    assert main([str(docs), "--target", "documents", "--json", "--no-report"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["target"] == "documents" and out["documents"] == 2
+    assert out["resolved_collection"].startswith(store_env.collection)
+    assert 0 < out["extract:max"]["mrr@10"] <= 1
+    assert main([str(docs), "--target", "documents", "--store-threshold", "0.5"]) == 2
+    assert "--store-threshold calibrates the skill search (--target skills)" in capsys.readouterr().err
+    assert main(["--target", "documents"]) == 2
+    assert "give a document set" in capsys.readouterr().err
+    # occupations: ESCO's own alternative titles, the served title search against its exact reference
+    from ingest.occupations import run_occupations
+
+    run_occupations(store_env, [MINI_V11], ["en", "de"], encoder=encoder)
+    assert main(["--target", "occupations", "--json", "--report-dir", str(tmp_path / "occ")]) == 0
+    occ = json.loads(capsys.readouterr().out)
+    assert occ["target"] == "occupations" and occ["queries"] > 0
+    assert all(v == pytest.approx(1.0) for v in occ["ratio"].values() if v is not None), occ["ratio"]
+    assert json.loads((tmp_path / "occ" / "metrics.json").read_text())["index"] == occ["index"]

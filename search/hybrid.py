@@ -1,28 +1,18 @@
 """Hybrid retrieval: the representations of a skill point, its BM25 terms and exact-label keys, and the numpy
-reference of every search mode.
+reference of every search mode (design and figures: ``docs/hybrid.md``).
 
-One point per skill and language carries three representations (see ``docs/hybrid.md``):
+A point (one per skill and language) carries four named vectors and a keyword payload field:
 
 * ``passage`` (dense): ``passage: <preferred label>: <description>``, today's trained form;
-* ``labels`` (multivector, MaxSim): the preferred, alternative and hidden labels, each encoded as a query
-  (``query: <label>``), deduplicated by :func:`label_key`;
-* ``bm25`` (sparse, the engine's IDF modifier): BM25 term weights of the labels, from Qdrant's own BM25
-  tokenizer (Snowball stemmer and stopwords of the point's language), the same for the edge store and a server;
+* ``pref`` (dense): the preferred label, ``query: <label>`` (labels are short, like queries);
+* ``labels`` (multivector, MaxSim): every distinct label (:func:`skill_labels`), ``query: <label>``;
+* ``bm25`` (sparse, the engine's IDF modifier): BM25 weights of the labels by Qdrant's own tokenizer;
+* ``label_keys``: :func:`label_key` of every label, for exact-label promotion.
 
-and a keyword payload field ``label_keys`` (:func:`label_key` of every label) for exact-label promotion.
-
-Search modes:
-
-* ``dense``: the passage vector alone (today's search); ``score`` is its cosine;
-* ``hybrid``: one Query API request, a prefetch per representation under the same filter, fused by weighted
-  RRF in the engine; a skill whose label equals the query (:func:`label_key`) comes first. ``score`` stays a
-  cosine: the best of the query's cosine with the passage and with the labels (:func:`display_score`); hits are
-  ordered by the fused rank, and a threshold drops hits whose ``score`` is below it.
-
-This module is the bottom layer of hybrid search: it imports numpy and ``search.text`` / ``search.schema``
-only; Qdrant's BM25 tokenizer (``qdrant_edge.Bm25``, pure client-side) is imported when the first BM25
-vector is built. The numpy reference (:class:`ExactIndex`) computes the engine's fusion exactly (Qdrant's
-RRF formula, float32), so that an index/exact comparison stays 1.000 on the embedded store.
+Modes: ``dense`` (the passage alone, today's search) and ``hybrid`` (one Query API request: a prefetch per
+representation under the same filter, weighted RRF in the engine, exact label matches first; ``score``
+stays a cosine, :func:`display_score`). Imports numpy, ``search.text`` and ``search.schema`` only;
+``qdrant_edge.Bm25`` (client-side, no model) is imported when the first BM25 vector is built.
 """
 
 from __future__ import annotations
@@ -187,8 +177,9 @@ _BM25_LANGUAGES: Final = {
     "fi": "finnish", "fr": "french", "hu": "hungarian", "it": "italian", "nl": "dutch", "no": "norwegian",
     "pt": "portuguese", "ro": "romanian", "sv": "swedish",
 }
-# Average BM25 document length (tokens) assumed before a release is measured; ingest records the real one.
-DEFAULT_AVG_LEN: Final = 12.0
+# BM25's average document length: a constant (distinct terms per English label document of v1.1.1), not
+# re-measured per release, so a point's BM25 vector changes only when its labels do.
+DEFAULT_AVG_LEN: Final = 7.3
 TIE_BREAK: Final = 1e-4  # relative spread of BM25 weights across points (Bm25Terms.document)
 BM25_K: Final = 1.2
 BM25_B: Final = 0.75

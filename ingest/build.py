@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,47 +41,20 @@ from ingest.ownership import (
     heartbeat_interval,
     owner_fields,
 )
-from ingest.points import PendingPoint, batches, build_key, build_points, count_truncated, model_key, request_chunks
 from ingest import space
+from ingest.points import PendingPoint, batches, build_key, build_points, count_truncated, model_key, request_chunks
+from ingest.representations import Representations, stored_vectors
 from ingest.settings import IngestSettings
 from ingest.space import SpaceGuard
+from ingest.summary import IngestSummary
 from search.encoding import Encoder, load_encoder
 from search.errors import SearchError
-from search.schema import KEYWORD_FIELDS, SCHEMA_VERSION, Field, collection_name
+from search.schema import SCHEMA_VERSION, Field, collection_name
 from search.stores import Store, StoredPoint, open_store
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["IngestSummary", "run"]
-
-@dataclass
-class IngestSummary:
-    """What an ingest did; printed by the CLI and returned to callers."""
-
-    collection: str
-    alias: str
-    esco_version: str
-    languages: list[str]
-    skills_read: dict[str, int]
-    points_written: dict[str, int]
-    unchanged: int = 0
-    changed: int = 0
-    new: int = 0
-    removed: int = 0
-    encoded: int = 0
-    reused: int = 0
-    resumed_points: int = 0
-    truncated_passages: int = 0
-    previous_collection: str | None = None
-    pruned: list[str] = field(default_factory=list)
-    read_stats: dict[str, Any] = field(default_factory=dict)
-    encoder: dict[str, Any] = field(default_factory=dict)  # model, backend, precision (and auto's choice)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dicts and lists, for JSON."""
-        return asdict(self)
-
 
 @dataclass
 class _Build:
@@ -94,6 +67,7 @@ class _Build:
     mkey: str
     points: list[PendingPoint]
     key: str
+    reps: Representations
     served: str | None = None  # what the alias serves now
     source: str | None = None  # the collection vectors are reused from (same model), if any
     carried: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +76,11 @@ class _Build:
     space: SpaceGuard = field(default_factory=lambda: SpaceGuard(None))
     seconds: dict[str, float] = field(default_factory=dict)
     written: int = 0
+
+    def disk_bytes(self, p: PendingPoint) -> int:
+        """What ``p`` takes in the embedded store (:func:`ingest.space.point_bytes`)."""
+        return space.point_bytes(self.enc.dimension, p.payload_size(), self.settings.quantization,
+                                 p.vector_rows(), len(p.sparse or ()))
 
 
 def _now() -> str:
@@ -162,7 +141,9 @@ def _prepare(settings: IngestSettings, release: Release, store: Store, encoder: 
     points = build_points(release, mkey, enc.passage_prompt)
     if not points:
         raise VerificationFailed("the release holds no skill to ingest in the languages asked for")
-    build = _Build(settings, release, store, enc, mkey, points, build_key(settings.collection, mkey, points))
+    reps = Representations.for_release(settings.representations, points, mkey, enc)
+    key = build_key(settings.collection + ("" if reps.kind == "dense" else f"|{reps.kind}"), mkey, points)
+    build = _Build(settings, release, store, enc, mkey, points, key, reps)
     if store.kind in ("edge", "local"):  # a server's disk is the server's: nothing to check here
         build.space = SpaceGuard(settings.store_path)
     build.seconds["load_model"] = round(load_s, 3)
@@ -224,11 +205,9 @@ def _run_build(b: _Build, progress: bool | None, after_batch: Callable[[int], No
 
 def _check_space(b: _Build, todo: list[PendingPoint]) -> None:
     """Refuse a build the embedded store's filesystem cannot hold, before anything is written."""
-    s = b.settings
-    params = collection_params(s, b.enc.dimension)
-    needed = space.collection_bytes(
-        b.enc.dimension, (p.payload_size() for p in todo), (p.payload_size() for p in b.points),
-        quantization=s.quantization, indexing_threshold=params.indexing_threshold, hnsw_m=s.hnsw_m)
+    params = collection_params(b.settings, b.enc.dimension)
+    needed = space.collection_bytes(map(b.disk_bytes, todo), map(b.disk_bytes, b.points),
+                                    indexing_threshold=params.indexing_threshold, hnsw_m=b.settings.hnsw_m)
     b.space.before_write(needed, f"for the new collection ({len(todo)} of {len(b.points)} points to write)")
 
 
@@ -255,6 +234,7 @@ def _open_target(b: _Build) -> None:
         "created_ts": time.time(),
         **owner_fields(),
         "previous": b.served,
+        **b.reps.metadata(enc),
         **b.carried,
     }
     stamp = time.strftime("%Y%m%dt%H%M%S", time.gmtime())
@@ -263,28 +243,31 @@ def _open_target(b: _Build) -> None:
     while b.store.collection_exists(target):
         n += 1
         target = collection_name(settings.collection, release.esco_version, enc.model_name, f"{stamp}-{n}")
-    b.store.create_collection(target, collection_params(settings, enc.dimension), meta, KEYWORD_FIELDS)
+    params = collection_params(settings, enc.dimension, vectors=b.reps.vector_specs())
+    b.store.create_collection(target, params, meta, b.reps.keyword_fields())
     b.target = target
     logger.info("writing new collection %s", target)
 
 
-def _hashes(store: Store, name: str | None) -> dict[str, str]:
+def _hashes(store: Store, name: str | None, fields: list[str]) -> dict[str, dict[str, str]]:
     if not name:
         return {}
-    return {p.id: str(p.payload.get(Field.TEXT_HASH, "")) for p in store.scroll(name, with_payload=[Field.TEXT_HASH])}
+    return {p.id: {f: str(p.payload.get(f, "")) for f in fields} for p in store.scroll(name, with_payload=fields)}
 
 
 def _plan(b: _Build) -> tuple[IngestSummary, list[PendingPoint], list[PendingPoint]]:
-    """The summary's counts against the served collection; which points reuse a vector, which encode."""
-    done = _hashes(b.store, b.target) if b.resumed else {}
-    old = _hashes(b.store, b.source)
+    """The summary's counts against the served collection; which points reuse stored vectors (all of them,
+    or the passage or the labels only), which encode everything."""
+    fields = b.reps.hash_fields()
+    done = _hashes(b.store, b.target, fields) if b.resumed else {}
+    old = _hashes(b.store, b.source, fields)
     release = b.release
     summary = IngestSummary(
         collection=b.target, alias=b.settings.collection, esco_version=release.esco_version,
         languages=list(release.languages),
         skills_read={lang: len(release.skills.get(lang, [])) for lang in release.languages},
         points_written={lang: 0 for lang in release.languages}, previous_collection=b.served,
-        read_stats=release.stats.as_dict(),
+        read_stats=release.stats.as_dict(), representations=list(b.reps.names),
         encoder={k: v for k, v in b.enc.describe().items() if k in ("model", "backend", "precision", "backend_choice")},
     )
     new_ids = {p.id for p in b.points}
@@ -292,49 +275,58 @@ def _plan(b: _Build) -> tuple[IngestSummary, list[PendingPoint], list[PendingPoi
         h = old.get(p.id)
         if h is None:
             summary.new += 1
-        elif h == p.payload[Field.TEXT_HASH]:
+        elif h[Field.TEXT_HASH] == p.payload[Field.TEXT_HASH]:
             summary.unchanged += 1
         else:
             summary.changed += 1
     summary.removed = sum(1 for i in old if i not in new_ids)
-    todo = [p for p in b.points if done.get(p.id) != p.payload[Field.TEXT_HASH]]
+    todo = [p for p in b.points if done.get(p.id) != {f: str(p.payload[f]) for f in fields}]
     summary.resumed_points = b.written = len(b.points) - len(todo)
-    reuse = [p for p in todo if old.get(p.id) == p.payload[Field.TEXT_HASH]]
-    encode = [p for p in todo if old.get(p.id) != p.payload[Field.TEXT_HASH]]
+    reuse, encode = [], []
+    for p in todo:
+        passage, labels = b.reps.needs(p, old.get(p.id))
+        reusable = not passage or (b.reps.hybrid and not labels)
+        (reuse if p.id in old and reusable else encode).append(p)
     return summary, reuse, encode
 
 
 def _upsert(b: _Build, points: Sequence[PendingPoint]) -> float:
     t = time.perf_counter()
-    dim, quant = b.enc.dimension, b.settings.quantization
-    for chunk in request_chunks(points, b.settings.upsert_batch_size, dim):
-        b.space.before_write(sum(space.point_bytes(dim, p.payload_size(), quant) for p in chunk))
-        b.store.upsert(b.target, [StoredPoint(p.id, p.payload, p.vector_list()) for p in chunk])
+    hyb = b.reps.hybrid
+    for chunk in request_chunks(points, b.settings.upsert_batch_size, b.enc.dimension):
+        b.space.before_write(sum(map(b.disk_bytes, chunk)))
+        b.store.upsert(b.target, [StoredPoint(p.id, p.payload, None if hyb else p.vector_list(),
+                                              stored_vectors(p, hyb)) for p in chunk])
     return time.perf_counter() - t
 
 
 def _write_reused(b: _Build, reuse: list[PendingPoint], summary: IngestSummary, bar: Any,
                   after_batch: Callable[[int], None] | None) -> list[PendingPoint]:
-    """Write unchanged passages with their stored vectors (and new payloads); returns the points whose
-    vector vanished from the served collection meanwhile (to encode instead)."""
+    """Take the stored vectors of unchanged representations from the served collection; write the points
+    that need nothing encoded (with their new payloads). Returns the points left to encode: a changed
+    representation, or a point that vanished from the served collection meanwhile."""
     t = time.perf_counter()
     t_write = 0.0
-    missing: list[PendingPoint] = []
+    rest: list[PendingPoint] = []
     for chunk in batches(reuse, 512):
-        got = {sp.id: sp.vector for sp in b.store.retrieve(b.source or "", [p.id for p in chunk], with_vectors=True)}
+        got = {sp.id: sp for sp in b.store.retrieve(b.source or "", [p.id for p in chunk], with_vectors=True)}
+        ready = []
         for p in chunk:
-            p.vector = got.get(p.id)
-        missing.extend(p for p in chunk if p.vector is None)
-        ready = [p for p in chunk if p.vector is not None]
+            passage, labels = b.reps.needs(p, {f: str(got[p.id].payload.get(f, "")) for f in b.reps.hash_fields()}
+                                           if p.id in got else None)
+            if p.id in got:
+                b.reps.take_stored(p, got[p.id], not passage, not labels)
+            summary.reused += p.vector is not None
+            summary.labels_reused += b.reps.hybrid and p.label_rows is not None
+            (rest if p.vector is None or (b.reps.hybrid and p.label_rows is None) else ready).append(p)
         t_write += _upsert(b, ready)
-        summary.reused += len(ready)
         b.written += len(ready)
         bar.update(len(ready))
         if after_batch:
             after_batch(b.written)
     b.seconds["reuse"] = round(time.perf_counter() - t - t_write, 3)
     b.seconds["write"] = t_write
-    return missing
+    return rest
 
 
 def _encode_and_write(b: _Build, encode: list[PendingPoint], summary: IngestSummary, bar: Any,
@@ -344,7 +336,7 @@ def _encode_and_write(b: _Build, encode: list[PendingPoint], summary: IngestSumm
     batches encode: one write (and flush) per chunk, not per batch, one write in flight at a time."""
     settings, enc = b.settings, b.enc
     t = time.perf_counter()
-    summary.truncated_passages = count_truncated(enc, [p.text for p in encode])
+    summary.truncated_passages = count_truncated(enc, [p.text for p in encode if p.vector is None])
     ordered = sorted(encode, key=lambda p: (len(p.text), p.id))
     b.seconds["tokenize"] = round(time.perf_counter() - t, 3)
     t_encode = 0.0
@@ -365,15 +357,15 @@ def _encode_and_write(b: _Build, encode: list[PendingPoint], summary: IngestSumm
 
         for batch in batches(ordered, settings.batch_size):
             t = time.perf_counter()
-            vecs = enc.encode_passages([p.text for p in batch], batch_size=settings.batch_size)
+            passages = [p for p in batch if p.vector is None]
+            summary.labels_encoded += sum(1 for p in batch if b.reps.hybrid and p.label_rows is None)
+            b.reps.encode(enc, batch, passages, settings.batch_size)
             t_encode += time.perf_counter() - t
-            for p, v in zip(batch, vecs):
-                p.vector = v
             buffer.extend(batch)
             if len(buffer) >= settings.upsert_batch_size:
                 write(buffer)
                 buffer = []
-            summary.encoded += len(batch)
+            summary.encoded += len(passages)
             bar.update(len(batch))
         write(buffer)  # the rest
         write([])  # and wait for it
@@ -384,10 +376,8 @@ def _encode_and_write(b: _Build, encode: list[PendingPoint], summary: IngestSumm
 def _finish(b: _Build) -> None:
     """Optimize, verify, mark complete and switch the alias."""
     t = time.perf_counter()
-    s = b.settings
-    if len(b.points) >= collection_params(s, b.enc.dimension).indexing_threshold:  # optimize writes an index
-        b.space.before_write(space.collection_bytes(b.enc.dimension, (p.payload_size() for p in b.points),
-                                                    quantization=s.quantization), "to index the new collection")
+    if len(b.points) >= collection_params(b.settings, b.enc.dimension).indexing_threshold:  # an index is built
+        b.space.before_write(space.collection_bytes(map(b.disk_bytes, b.points)), "to index the new collection")
     b.store.optimize(b.target)
     verify(b.store, b.target, [p.id for p in b.points])
     b.store.update_metadata(b.target, {"status": STATUS_COMPLETE, "completed_at": _now(),

@@ -118,10 +118,11 @@ def _previous(store: Store, alias: str, current: str | None) -> str:
     return str(candidates[0]["collection"])
 
 
-def collection_params(settings: Any, dim: int) -> CollectionParams:
-    """The layout of a new collection, from the settings."""
+def collection_params(settings: Any, dim: int, vectors: dict[str, Any] | None = None) -> CollectionParams:
+    """The layout of a new collection, from the settings (``vectors``: its named vectors, if any)."""
     return CollectionParams(
         vector_size=dim,
+        vectors=dict(vectors or {}),
         on_disk_vectors=settings.on_disk_vectors,
         quantization=settings.quantization,
         hnsw_m=settings.hnsw_m,

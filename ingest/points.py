@@ -32,13 +32,21 @@ _JSON_BYTES_PER_FLOAT = 24  # a float32 as JSON text with its separator, at most
 
 @dataclass
 class PendingPoint:
-    """A point to write: its vector comes from the old collection or from the encoder."""
+    """A point to write: its vectors come from the old collection or from the encoder."""
 
     id: str
     text: str
     payload: dict[str, Any]
     vector: list[float] | np.ndarray | None = None
     _payload_bytes: int | None = field(default=None, repr=False, compare=False)
+    # hybrid collections (ingest.representations): the label texts, their rows, the BM25 vector
+    labels: list[str] = field(default_factory=list, repr=False)
+    label_rows: np.ndarray | None = field(default=None, repr=False)
+    sparse: Any = field(default=None, repr=False)
+
+    def vector_rows(self) -> int:
+        """Dense rows this point stores: the passage, or with labels the passage, pref and every label row."""
+        return 2 + len(self.labels) if self.labels else 1
 
     def payload_size(self) -> int:
         """Bytes of the payload as JSON (computed once)."""
@@ -139,7 +147,7 @@ def request_chunks(points: Sequence[PendingPoint], max_points: int, dim: int,
     out: list[Sequence[PendingPoint]] = []
     start, size = 0, 0
     for i, p in enumerate(points):
-        n = dim * _JSON_BYTES_PER_FLOAT + p.payload_size() + 64
+        n = dim * p.vector_rows() * _JSON_BYTES_PER_FLOAT + p.payload_size() + 48 * len(p.sparse or ()) + 64
         if i > start and (i - start >= max_points or size + n > budget):
             out.append(points[start:i])
             start, size = i, 0

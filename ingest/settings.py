@@ -21,6 +21,11 @@ class IngestSettings(SearchSettings):
         description="points per upsert request at most; requests are also split to stay under 16 MiB (a Qdrant "
         "server refuses requests over 32 MB by default)",
     )
+    representations: Literal["dense", "hybrid"] = Field(
+        default="hybrid",
+        description="what each point holds: dense (the passage vector alone) or hybrid (passage, preferred label, "
+        "every label as a multivector, BM25 of the labels: what ESCO_SEARCH_MODE=hybrid needs)",
+    )
     keep_collections: int = Field(
         default=2, ge=1, description="complete collections kept per alias (the served one included) for rollback"
     )

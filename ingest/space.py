@@ -33,22 +33,24 @@ FIXED_BYTES = 8 * MIB  # a new collection's files and the page-granular growth o
 WRITE_MARGIN = 8 * MIB  # kept free beyond each request's own estimate
 
 
-def point_bytes(dim: int, payload_json_bytes: int, quantization: str = "none") -> int:
-    """What one point takes on disk in the embedded store (from above)."""
-    vec = 4 * dim + (dim if quantization == "int8" else 0)
+def point_bytes(dim: int, payload_json_bytes: int, quantization: str = "none", rows: int = 1,
+                sparse_terms: int = 0) -> int:
+    """What one point takes on disk in the embedded store (from above): ``rows`` dense rows of ``dim``
+    (a hybrid point: passage, pref and its label rows) and ``sparse_terms`` BM25 terms (id and weight)."""
+    vec = rows * (4 * dim + (dim if quantization == "int8" else 0)) + 8 * sparse_terms
     return vec + math.ceil(PAYLOAD_FACTOR * payload_json_bytes) + POINT_OVERHEAD
 
 
-def collection_bytes(dim: int, todo_sizes: Iterable[int], all_sizes: Iterable[int] = (), *,
-                     quantization: str = "none", indexing_threshold: int = 20_000, hnsw_m: int = 16) -> int:
-    """The space a build still needs: the points still to write (their payloads' JSON sizes ``todo_sizes``),
-    and, when the whole collection (``all_sizes``) reaches the indexing threshold, what optimize needs: it
-    writes the indexed segment beside the plain one before it deletes that (the data once more), plus the
-    HNSW graph (``hnsw_m`` links of 4 bytes both ways on the bottom level, a quarter more above)."""
-    need = sum(point_bytes(dim, s, quantization) for s in todo_sizes) + FIXED_BYTES
-    every = list(all_sizes)
-    if len(every) >= indexing_threshold:
-        need += sum(point_bytes(dim, s, quantization) for s in every) + math.ceil(len(every) * hnsw_m * 2 * 4 * 1.25)
+def collection_bytes(todo: Iterable[int], every: Iterable[int] = (), *, indexing_threshold: int = 20_000,
+                     hnsw_m: int = 16) -> int:
+    """The space a build still needs: the points still to write (``todo``: each one's :func:`point_bytes`),
+    and, when the whole collection (``every``) reaches the indexing threshold, what optimize needs: it writes
+    the indexed segment beside the plain one before it deletes that (the data once more), plus the HNSW graph
+    (``hnsw_m`` links of 4 bytes both ways on the bottom level, a quarter more above)."""
+    need = sum(todo) + FIXED_BYTES
+    sizes = list(every)
+    if len(sizes) >= indexing_threshold:
+        need += sum(sizes) + math.ceil(len(sizes) * hnsw_m * 2 * 4 * 1.25)
     return need
 
 

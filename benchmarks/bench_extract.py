@@ -150,7 +150,7 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     with _searcher(args, query_cache_size=0) as s:
         extract_batch(s, texts[:20], threshold=-1.0)
-        for n in (10, 40, 160, 600):
+        for n in (10, 40, 160):
             batch = (texts * (n // len(texts) + 1))[:n]
             batch = [f"{t}\n(copy {i})" for i, t in enumerate(batch)]  # distinct texts
             _reset_peak()

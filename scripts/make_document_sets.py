@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "documents")
     p.add_argument("--release", type=Path, default=RELEASE, help="ESCO v1.1.0 folder (the job-ad labels' release)")
     p.add_argument("--size", type=int, default=5, help="job-ad sentences per document")
-    p.add_argument("--occupations", type=int, default=300, help="ESCO documents (one per occupation)")
+    p.add_argument("--occupations", type=int, default=150, help="ESCO documents (one per occupation)")
     p.add_argument("--skills", type=int, default=6, help="skills per ESCO document")
     p.add_argument("--seed", type=int, default=15)
     a = p.parse_args(argv)

@@ -32,7 +32,7 @@ __all__ = [
     "FusionParams", "HYBRID_FUSION", "PROMOTION_BOOST",
     "check_mode", "missing_representations", "mode_refusal",
     "label_key", "skill_labels", "label_keys", "bm25_document",
-    "SparseTerms", "Bm25Terms", "bm25_language", "idf",
+    "SparseTerms", "Bm25Terms", "bm25_language", "bm25_metadata", "query_bm25", "idf",
     "representation_hash", "rrf_position_score", "rrf_fuse", "display_score",
     "ExactIndex", "RefHit",
 ]
@@ -242,6 +242,37 @@ class Bm25Terms:
         return {"tokenizer": "qdrant_edge.Bm25", "language": self.language, "stemmer": bm25_language(self.language),
                 "k": self.k, "b": self.b, "avg_len": self.avg_len,
                 "probe": list(self.query("Repairing bicycles and managing C++ projects").indices)}
+
+
+def bm25_metadata(languages: Sequence[str], avg_len: float = DEFAULT_AVG_LEN) -> dict[str, Any]:
+    """What ingest records as ``metadata["representations"]["bm25"]``: the tokenizer of each language."""
+    per = {lang: Bm25Terms(lang, avg_len) for lang in languages}
+    return {"kind": "sparse", "modifier": "idf", "tokenizer": "qdrant_edge.Bm25", "avg_len": float(avg_len),
+            "k": BM25_K, "b": BM25_B,
+            "languages": {lang: {"stemmer": t.describe()["stemmer"], "probe": t.describe()["probe"]}
+                          for lang, t in per.items()}}
+
+
+def query_bm25(metadata: Mapping[str, Any], language: str | None = None) -> Bm25Terms:
+    """The tokenizer of a query's BM25 terms, as the collection's metadata records it.
+
+    ``language``: the search's language (its filter when it names one language); default the collection's
+    first language. Raises ValueError when the language is not in the collection, or when this version's
+    tokenizer hashes terms differently from the one that wrote it (re-ingest).
+    """
+    spec = (metadata.get("representations") or {}).get(BM25)
+    if not spec:
+        raise ValueError("the collection has no bm25 representation: re-ingest it, or search with mode='dense'")
+    langs = spec.get("languages") or {}
+    lang = language or next(iter(langs), "en")
+    if lang not in langs:
+        raise ValueError(f"the collection has BM25 terms for {', '.join(langs) or 'no language'}, not {lang!r}")
+    terms = Bm25Terms(lang, float(spec.get("avg_len", DEFAULT_AVG_LEN)), float(spec.get("k", BM25_K)),
+                      float(spec.get("b", BM25_B)))
+    if list(langs[lang].get("probe") or []) != terms.describe()["probe"]:
+        raise ValueError(f"the BM25 tokenizer of this version (qdrant-edge-py) hashes terms differently from the one "
+                         f"that wrote the collection: re-ingest it, or search with mode='dense'")
+    return terms
 
 
 def idf(df: np.ndarray | Sequence[int], n: int) -> np.ndarray:

@@ -66,6 +66,20 @@ def test_bm25_without_a_stemmer_language_still_tokenizes() -> None:
     assert len(b.query("naprawa rowerów")) == 2
 
 
+def test_query_bm25_follows_the_metadata_and_refuses_another_hashing() -> None:
+    meta = {"representations": {"passage": {}, "bm25": h.bm25_metadata(["en", "pl"], avg_len=9.0)}}
+    t = h.query_bm25(meta)
+    assert (t.language, t.avg_len) == ("en", 9.0)
+    assert h.query_bm25(meta, "pl").language == "pl"
+    with pytest.raises(ValueError, match="not 'de'"):
+        h.query_bm25(meta, "de")
+    meta["representations"]["bm25"]["languages"]["en"]["probe"] = [1, 2, 3]
+    with pytest.raises(ValueError, match="re-ingest"):
+        h.query_bm25(meta)
+    with pytest.raises(ValueError, match="no bm25"):
+        h.query_bm25({"representations": {"passage": {}}})
+
+
 def test_idf_is_qdrants_formula() -> None:
     assert h.idf([1], 5)[0] == pytest.approx(np.log(4.0))
     assert h.idf([2], 5)[0] == pytest.approx(np.log(2.4))

@@ -16,34 +16,29 @@ import numpy as np
 
 from search import hybrid
 from search.errors import ConfigError
-from search.filters import build_filter
+from search.filters import build_filter, values_of
 from search.schema import Field
 from search.stores import Store
 
 __all__ = ["FusedReference", "query_bm25"]
 
 
-def query_bm25(metadata: Mapping[str, Any]) -> hybrid.Bm25Terms:
-    """The BM25 tokenizer of queries for a collection: the searcher's rule where :mod:`search.hybrid` has one,
-    else the language and ``avg_len`` its metadata records for the ``bm25`` representation."""
-    rule = getattr(hybrid, "query_bm25", None)
-    if callable(rule):
-        return rule(metadata)
-    info = dict((metadata.get("representations") or {}).get(hybrid.BM25) or {})
-    if "language" not in info and info:  # one entry per language: the first language of the collection
-        langs = list(metadata.get("languages") or info)
-        info = dict(info.get(langs[0]) or next(iter(info.values())))
-    return hybrid.Bm25Terms(str(info.get("language", "en")), avg_len=float(info.get("avg_len",
-                                                                                    hybrid.DEFAULT_AVG_LEN)))
+def query_bm25(metadata: Mapping[str, Any], filters: Mapping[str, Any] | None = None) -> hybrid.Bm25Terms:
+    """The BM25 tokenizer of queries, by the searcher's own rule (:func:`search.modes.bm25_terms`): the one the
+    ingest recorded for the language asked for when exactly one is, else for the collection's first language."""
+    from search.modes import bm25_terms  # the searcher's layer: read when a fused mode is evaluated
+
+    langs = values_of("language", (filters or {}).get("language"))
+    return bm25_terms(metadata, langs[0] if len(langs) == 1 else None)
 
 
 def _vectors(point: Any) -> dict[str, Any]:
     named = getattr(point, "vectors", None)
-    if isinstance(named, Mapping) and named:
-        return dict(named)
-    if isinstance(point.vector, Mapping):
-        return dict(point.vector)
-    return {hybrid.PASSAGE: point.vector}
+    vecs = dict(named) if isinstance(named, Mapping) and named else {hybrid.PASSAGE: point.vector}
+    sparse = vecs.get(hybrid.BM25)
+    if sparse is not None and not isinstance(sparse, (hybrid.SparseTerms, tuple)) and hasattr(sparse, "indices"):
+        vecs[hybrid.BM25] = (tuple(sparse.indices), tuple(sparse.values))
+    return vecs
 
 
 @dataclass
@@ -88,7 +83,7 @@ class FusedReference:
                 f"fused mode needs them all (run the evaluation with --no-exact)"
             )
         mask = np.asarray(keep, dtype=bool) if not all(keep) else None
-        bm25 = query_bm25(metadata) if hybrid.BM25 in wanted else None
+        bm25 = query_bm25(metadata, filters) if hybrid.BM25 in wanted else None
         return cls(hybrid.ExactIndex.from_points(points), concepts, mask, bm25)
 
     def iter_rankings(self, mode: str, query_vectors: Any, texts: Sequence[str], limit: int = 100,

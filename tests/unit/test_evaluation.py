@@ -391,3 +391,24 @@ def test_exact_index_edges() -> None:
         ExactIndex.from_vectors(["a", "b"], np.ones((3, 2)))
     with pytest.raises(ValueError, match="2-d array"):
         idx.rankings(np.ones(2))
+
+
+def test_modes_side_by_side_table() -> None:
+    from search.evaluation import EvalReport, format_comparison, format_report
+
+    cal = calibrate([[("a", 0.9), ("b", 0.5)]], [{"a"}], step=0.05)
+
+    def rep(mode: str, v: float, r: float) -> EvalReport:
+        m = {"accuracy@1": v, "mrr@10": v / 2}
+        return EvalReport("esco_skills", "esco_skills__v1", 1, 100, {}, m, m, {k: r for k in m}, 1.0, cal,
+                          {"name": "alt.jsonl"}, mode=mode)
+
+    text = format_comparison([rep("dense", 0.5, 1.0), rep("hybrid", 0.7, 0.98)])
+    lines = text.splitlines()
+    assert "modes        dense, hybrid (x: against dense)" in lines
+    head = next(ln for ln in lines if ln.startswith("metric"))
+    assert head.split() == ["metric", "dense", "ratio", "hybrid", "ratio", "x", "hybrid", "model", "card"]
+    assert next(ln for ln in lines if ln.startswith("accuracy@1")).split() == \
+        ["accuracy@1", "0.5000", "1.000", "0.7000", "0.980", "1.400", "0.8582"]
+    assert text.count("mode hybrid") == 1 and text.count("mode dense") == 1
+    assert format_comparison([rep("dense", 0.5, 1.0)]) == format_report(rep("dense", 0.5, 1.0))

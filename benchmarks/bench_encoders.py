@@ -22,7 +22,6 @@ import gc
 import os
 import random
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +40,7 @@ from benchmarks.common import (
 NAME = "bench_encoders"
 DEFAULT_VARIANTS = [
     "torch:fp32:32:unsorted",  # the baseline: plain sentence-transformers, batch 32, no length sorting
+    "auto:auto:16",  # the default: what ESCO_BACKEND=auto chose on this machine, at the ingest's batch size
     "torch:fp32:8", "torch:fp32:16", "torch:fp32:32",
     "torch:bf16:16",
     "onnx:fp32:16",
@@ -54,12 +54,16 @@ DEFAULT_VARIANTS = [
 
 # --- the machine's ceiling ------------------------------------------------------------------------------------
 def matmul_ceiling(reps: int = 10) -> list[dict[str, Any]]:
-    """GFLOP/s of torch matmuls: the FFN shapes of XLM-R base for a batch of 512 tokens, and a big square one."""
+    """GFLOP/s of torch matmuls: the FFN shapes of XLM-R base for a batch of 512 tokens, and a big square one.
+
+    bf16 only where the CPU has bf16 instructions: emulated bf16 matmuls take minutes and measure nothing useful.
+    """
     import torch
 
     shapes = [(512, 768, 3072), (512, 3072, 768), (512, 768, 768), (2048, 2048, 2048)]
     rows = []
-    for dtype, label in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+    dtypes = [(torch.float32, "fp32")] + ([(torch.bfloat16, "bf16")] if bf16_supported() else [])
+    for dtype, label in dtypes:
         for m, k, n in shapes:
             a = torch.randn(m, k).to(dtype)
             b = torch.randn(k, n).to(dtype)
@@ -94,7 +98,7 @@ def _openvino_ceiling(reps: int) -> list[dict[str, Any]]:
     rows = []
     core = ov.Core()
     rng = np.random.default_rng(0)
-    for hint, label in (("f32", "fp32"), ("bf16", "bf16")):
+    for hint, label in (("f32", "fp32"),) + ((("bf16", "bf16"),) if bf16_supported() else ()):
         for m, k, n in ((512, 768, 3072), (2048, 2048, 2048)):
             x = ops.parameter([m, k], ov.Type.f32, name="x")
             w = ops.constant(rng.standard_normal((k, n), dtype=np.float32))
@@ -115,11 +119,10 @@ def _openvino_ceiling(reps: int) -> list[dict[str, Any]]:
 
 
 def bf16_supported() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    """Native bf16 (AVX512-BF16 or AMX): elsewhere bf16 is emulated, slow, and skipped."""
+    from search.encoding.hardware import cpu_has_bf16
+
+    return cpu_has_bf16()
 
 
 # --- model compute ---------------------------------------------------------------------------------------------
@@ -147,10 +150,17 @@ def parse_variant(spec: str) -> dict[str, Any]:
 
 
 def load_encoder(path: str, backend: str, precision: str) -> tuple[Any, float]:
+    """The encoder of a variant; ``auto:auto`` is what the default settings load (``ESCO_BACKEND=auto``)."""
     from search.encoding import SentenceTransformerEncoder
 
     t = time.perf_counter()
-    enc = SentenceTransformerEncoder(path, device="cpu", backend=backend, precision=precision, cache_size=0)
+    if (backend, precision) == ("auto", "auto"):
+        from search.encoding import load_encoder as load_default
+        from search.settings import SearchSettings
+
+        enc = load_default(SearchSettings(_env_file=None, model=path, device="cpu", query_cache_size=0))  # type: ignore[call-arg]
+    else:
+        enc = SentenceTransformerEncoder(path, device="cpu", backend=backend, precision=precision, cache_size=0)
     return enc, time.perf_counter() - t
 
 
@@ -189,12 +199,17 @@ def bench_model(
                                "precision": v["precision"], "batch": v["batch_size"],
                                "order": "sorted" if v["sorted"] else "unsorted"}
         rows[v["spec"]] = row
-        if key == ("torch", "bf16") and not bf16_supported():
-            row["skipped"] = "this CPU has no native bf16 (avx512_bf16/amx)"
+        if v["precision"] == "bf16" and not bf16_supported():
+            row["skipped"] = "this CPU has no native bf16 (avx512_bf16/amx): emulated, not measured"
         elif key not in encoders:
             try:
                 encoders[key], load_s = load_encoder(path, *key)
                 row["load_s"] = round(load_s, 1)
+                if key == ("auto", "auto"):
+                    enc_auto = encoders[key]
+                    row["chosen"] = f"{enc_auto.backend}:{enc_auto.precision}"
+                    row["choice"] = (enc_auto.backend_choice or {}).get("summary", "torch fp32 (nothing else to try)")
+                    print(f"  auto chose {row['chosen']}: {row['choice']}", flush=True)
             except Exception as exc:  # noqa: BLE001 - a missing backend is reported, not fatal
                 encoders[key] = None
                 row["skipped"] = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -261,12 +276,16 @@ def main(argv: list[str] | None = None) -> int:
     variants = [parse_variant(s) for s in args.variants.split(",") if s]
     if args.backends:
         keep = set(args.backends.split(","))
-        variants = variants[:1] + [v for v in variants[1:] if v["backend"] in keep]
+        variants = variants[:1] + [v for v in variants[1:] if v["backend"] in keep or v["backend"] == "auto"]
     texts = sample(esco_passages(esco_records(args.release)), args.n, args.seed)
     random.Random(args.seed).shuffle(texts)
 
+    from search.encoding.hardware import cpu_info
+
+    cpu = cpu_info().describe()
     load_before = os.getloadavg()
-    print(f"load average {load_before}; matrix-multiply ceiling (torch):", flush=True)
+    print(f"CPU {cpu['model']} ({', '.join(cpu['flags'])}), {os.cpu_count()} cores", flush=True)
+    print(f"load average {load_before}; matrix-multiply ceiling:", flush=True)
     ceiling = matmul_ceiling()
     print(table(ceiling), flush=True)
     fp32_ceiling = max(r["gflops"] for r in ceiling if r["dtype"] == "fp32")
@@ -284,10 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         if r.get("useful_gflops"):
             r["share_of_fp32_ceiling"] = r["useful_gflops"] / best_fp32
     fp32_ceiling = best_fp32
-    cols = ["model", "variant", "texts_per_s", "tokens_per_s", "speedup", "cos_mean", "cos_min", "useful_gflops",
+    cols = ["model", "variant", "chosen", "texts_per_s", "tokens_per_s", "speedup", "cos_mean", "cos_min", "useful_gflops",
             "share_of_fp32_ceiling", "load_s", "skipped"]
     print("\n" + table([{c: r.get(c) for c in cols} for r in rows], cols))
-    path = write_result(args.out, {"n_passages": len(texts), "rounds": args.rounds,
+    path = write_result(args.out, {"cpu": cpu, "cores": os.cpu_count(), "n_passages": len(texts), "rounds": args.rounds,
                                    "load_average_before_after": [load_before, os.getloadavg()],
                                    "release": args.release, "ceiling": ceiling,
                                    "fp32_ceiling_gflops": fp32_ceiling, "rows": rows})

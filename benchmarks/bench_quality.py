@@ -7,7 +7,9 @@ corpus is ``--corpus`` passages ``passage: <preferredLabel>: <description>``: ev
 others (``--corpus 0``: the whole release, 13,896 passages). Each variant encodes queries and corpus with its
 backend; ranking is exact (brute-force cosine); metrics are :func:`search.evaluation.ir_metrics` (the model
 card's definitions). Reported: the metrics, their drop against torch fp32, and the mean/min cosine of the
-corpus embeddings to torch fp32.
+corpus embeddings to torch fp32. With ``--jobads`` (default ``../shared/eval/jobads-validation`` when present) the
+labelled job-ad sentences are measured too (MRR@10 and its drop per file; their skills join the corpus): text
+like the users', where int8 losses show that alt labels hide.
 
 Run: ``python -m benchmarks.bench_quality [--model e5-small] [--corpus 3000] [--queries 1000]``. torch fp32
 corpus embeddings of every variant are cached in ``benchmarks/results/cache/`` (``--no-cache`` to encode
@@ -17,11 +19,13 @@ again): another run, with more queries or in another environment, compares again
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import os
 import random
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +34,7 @@ from benchmarks.common import (
     quiet_logging,
     DEFAULT_RELEASE,
     RESULTS,
+    SHARED,
     esco_records,
     resolve_model,
     table,
@@ -75,6 +80,25 @@ def corpus_of(records: Sequence[Any], labelled: Sequence[tuple[str, str]], size:
     return sorted(keep, key=lambda r: r.concept_uri)
 
 
+def jobads_sets(folder: Path, records: Sequence[Any]) -> dict[str, tuple[list[str], list[set[str]]]]:
+    """Labelled job-ad sentences (``../shared/eval/jobads-validation``): per file, each sentence with an ESCO
+    label and the concept URIs of its labels (ESCO v1.1.0 preferred labels, matched in ``records``)."""
+    by_label: dict[str, str] = {}
+    for r in records:
+        by_label.setdefault(_fold(r.preferred_label), r.concept_uri)
+    out: dict[str, tuple[list[str], list[set[str]]]] = {}
+    for path in sorted(folder.glob("*_validation_annotations.csv")):
+        rel: dict[str, set[str]] = {}
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                uri = by_label.get(_fold(row.get("label") or ""))
+                if uri and (row.get("sentence") or "").strip():
+                    rel.setdefault(row["sentence"].strip(), set()).add(uri)
+        if rel:
+            out["jobads_" + path.name.split("_")[0]] = (list(rel), list(rel.values()))
+    return out
+
+
 def encode_corpus(enc: Any, passages: list[str]) -> tuple[np.ndarray, float]:
     enc.encode_passages(passages[:16], batch_size=16)  # warm-up
     t = time.perf_counter()
@@ -98,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=NAME)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-cache", action="store_true", help="encode the corpus again even when cached")
+    ap.add_argument("--jobads", default=str(SHARED / "eval" / "jobads-validation"),
+                    help="folder of labelled job-ad sentences also measured (their skills join the corpus); '' for none")
     args = ap.parse_args(argv)
     quiet_logging()
 
@@ -107,14 +133,18 @@ def main(argv: list[str] | None = None) -> int:
 
     records = esco_records(args.release)
     labelled = labelled_set(records, args.queries, args.seed)
-    corpus = corpus_of(records, labelled, args.corpus, args.seed)
+    extra_sets = jobads_sets(Path(args.jobads), records) if args.jobads and Path(args.jobads).is_dir() else {}
+    wanted = labelled + [("", uri) for _, rels in extra_sets.values() for rel in rels for uri in rel]
+    corpus = corpus_of(records, wanted, args.corpus, args.seed)
     ids = [r.concept_uri for r in corpus]
     passages = [passage_text(r.preferred_label, r.description) for r in corpus]
     queries = [q for q, _ in labelled]
     relevant = [{uri} for _, uri in labelled]
     model = resolve_model(args.model)
     key = hashlib.sha256("\n".join([model, *passages]).encode()).hexdigest()[:16]
-    print(f"{len(queries)} queries, corpus of {len(passages)} passages, model {args.model}", flush=True)
+    print(f"{len(queries)} queries, corpus of {len(passages)} passages, model {args.model}; "
+          + ", ".join(f"{name} {len(qs)} sentences" for name, (qs, _) in extra_sets.items()), flush=True)
+    ref_extra: dict[str, float] = {}
 
     rows: list[dict[str, Any]] = []
     ref_q = ref_p = None
@@ -141,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, p=p, seconds=secs)
         q = enc.encode_queries(queries)
+        for name, (qs, rels) in extra_sets.items():  # sentence-like queries of real job ads
+            m = ir_metrics(rank(enc.encode_queries(qs), p, ids), rels)["mrr@10"]
+            ref_extra.setdefault(name, m)
+            row[f"{name}_mrr@10"] = m
+            row[f"drop_{name}_mrr@10"] = ref_extra[name] - m
         del enc
         rankings = rank(q, p, ids)
         metrics = ir_metrics(rankings, relevant)
@@ -162,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
               f"mrr@10 {metrics['mrr@10']:.4f}  cos mean {row['cos_mean']:.5f} min {row['cos_min']:.5f}",
               flush=True)
     cols = ["variant", *SHOW, "drop_ndcg@10", "drop_ndcg@10_se", "queries_changed_ndcg@10", "drop_mrr@10",
-            "drop_accuracy@1", "cos_mean", "cos_min", "corpus_encode_s",
-            "skipped"]
+            "drop_accuracy@1", *[f"{c}{n}_mrr@10" for n in extra_sets for c in ("", "drop_")], "cos_mean", "cos_min",
+            "corpus_encode_s", "skipped"]
     print("\n" + table([{c: r.get(c) for c in cols} for r in rows], cols))
     path = write_result(args.out, {"args": vars(args), "n_queries": len(queries), "n_corpus": len(passages),
                                    "rows": rows})

@@ -17,7 +17,9 @@ import time
 
 BENCHMARKS: dict[str, dict[str, list[str]]] = {
     # name: {"full": args, "quick": args}
-    "bench_encoders": {"full": [], "quick": ["--n", "32", "--rounds", "1", "--models", "e5-small"]},
+    "bench_encoders": {"full": [], "quick": ["--n", "32", "--rounds", "1", "--models", "e5-small", "--variants",
+                                             "torch:fp32:32:unsorted,auto:auto:16,torch:fp32:16,openvino:fp32:16,"
+                                             "openvino:int8:16"]},
     "bench_quality": {"full": [], "quick": ["--queries", "50", "--corpus", "300"]},
     "bench_query": {"full": [], "quick": ["--sizes", "14k", "--queries", "64", "--model", "e5-small",
                                           "--encoders", "torch:fp32"]},

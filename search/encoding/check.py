@@ -8,7 +8,8 @@ and sentence-like queries, over ESCO skill passages); the candidate passes when
 * its nDCG@10 and MRR@10 over all queries are at most :data:`MAX_METRIC_DROP` below fp32's, and
 * on each kind of query (``label``, ``sentence``) its MRR@10 is at most :data:`MAX_KIND_MRR_DROP` below.
 
-The same encoding is timed (passages per second, batch ``batch_size``): :mod:`search.encoding.choice` takes the
+Speed is measured against torch fp32 in the same moments (:func:`relative_speed`: batch by batch, the two
+encoders alternating), so that a busy machine slows both alike; :mod:`search.encoding.choice` takes the
 fastest candidate that passes.
 """
 
@@ -34,6 +35,7 @@ __all__ = [
     "check_quality",
     "compare",
     "embed",
+    "relative_speed",
 ]
 
 MIN_MEAN_COSINE = 0.995  # the issue's bar for a >= 5x backend
@@ -72,6 +74,7 @@ class QualityCheck:
     seconds: float
     reasons: tuple[str, ...] = ()
     passages_per_s: float = 0.0  # encoding the check passages, batch 16
+    speedup: float = 0.0  # passages per second over torch fp32's, measured alternating (relative_speed)
     mrr_by_kind: dict[str, list[float]] = field(default_factory=dict)  # kind: [mrr@10, fp32's]
 
     @property
@@ -88,7 +91,7 @@ class QualityCheck:
         line = (f"{self.backend} {self.precision}: cosine to fp32 {self.mean_cosine:.5f} mean, "
                 f"{self.min_cosine:.5f} min; nDCG@10 {self.ndcg_at_10:.4f} (fp32 {self.ndcg_at_10_fp32:.4f}), "
                 f"MRR@10 {self.mrr_at_10:.4f} (fp32 {self.mrr_at_10_fp32:.4f}){kinds}"
-                + (f"; {self.passages_per_s:.1f} passages/s" if self.passages_per_s else ""))
+                + (f"; {self.speedup:.2f}x torch fp32" if self.speedup else ""))
         return line + (f"; fails: {'; '.join(self.reasons)}" if self.reasons else "")
 
 
@@ -103,6 +106,29 @@ def embed(encoder: Any, check: CheckSet, batch_size: int = 16) -> Embedded:
     return Embedded(np.asarray(q, dtype=np.float32), np.asarray(p, dtype=np.float32), p_s, time.perf_counter() - t)
 
 
+def relative_speed(candidate: Any, reference: Any, passages: Sequence[str], batch_size: int = 16,
+                   rounds: int = 2) -> float:
+    """How many times faster ``candidate`` encodes ``passages`` than ``reference``, timed batch by batch.
+
+    The two encoders take turns on each batch (who goes first alternates), and each batch counts its fastest
+    round: a busy spell slows both, not one of them.
+    """
+    texts = list(passages)
+    batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+    for enc in (candidate, reference):
+        enc.encode_passages(batches[0], batch_size=batch_size)  # warm-up
+    best = {"c": [float("inf")] * len(batches), "r": [float("inf")] * len(batches)}
+    for r in range(rounds):
+        for b, batch in enumerate(batches):
+            order = (("c", candidate), ("r", reference)) if (b + r) % 2 == 0 else (("r", reference), ("c", candidate))
+            for name, enc in order:
+                t = time.perf_counter()
+                enc.encode_passages(batch, batch_size=batch_size)
+                best[name][b] = min(best[name][b], time.perf_counter() - t)
+    cand, ref = sum(best["c"]), sum(best["r"])
+    return ref / cand if cand > 0 else 0.0
+
+
 def _metrics(emb: Embedded, check: CheckSet, rows: Sequence[int] | None = None) -> tuple[float, float]:
     """nDCG@10 and MRR@10 of the queries ``rows`` (default all)."""
     idx = list(range(len(check.queries))) if rows is None else list(rows)
@@ -115,7 +141,7 @@ def _metrics(emb: Embedded, check: CheckSet, rows: Sequence[int] | None = None) 
 
 
 def compare(candidate: Embedded, reference: Embedded, check: CheckSet, backend: str, precision: str,
-            seconds: float = 0.0) -> QualityCheck:
+            seconds: float = 0.0, speedup: float = 0.0) -> QualityCheck:
     """The verdict on ``candidate``'s embeddings against ``reference``'s (torch fp32) on ``check``."""
     cos = np.concatenate([np.sum(reference.queries * candidate.queries, axis=1),
                           np.sum(reference.passages * candidate.passages, axis=1)])
@@ -142,7 +168,7 @@ def compare(candidate: Embedded, reference: Embedded, check: CheckSet, backend: 
         mean_cosine=round(float(cos.mean()), 6), min_cosine=round(float(cos.min()), 6),
         ndcg_at_10=round(ndcg, 6), ndcg_at_10_fp32=round(ndcg_ref, 6), mrr_at_10=round(mrr, 6),
         mrr_at_10_fp32=round(mrr_ref, 6), seconds=round(seconds, 2), reasons=tuple(reasons),
-        passages_per_s=round(candidate.passages_per_s, 2), mrr_by_kind=by_kind,
+        passages_per_s=round(candidate.passages_per_s, 2), speedup=round(speedup, 3), mrr_by_kind=by_kind,
     )
 
 

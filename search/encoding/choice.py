@@ -29,7 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from search.encoding.check import (
     QualityCheck,
     compare,
     embed,
+    relative_speed,
 )
 from search.encoding.data import calibration_texts, check_set
 from search.encoding.export_cache import cache_root, export_lock, fingerprint, resolve_source, slug, texts_id
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["REFERENCE", "BackendChoice", "candidates", "choose_backend", "verdict_path"]
 
 REFERENCE = ("torch", "fp32")
+SPEED_PASSAGES = 160  # of the check passages, timed against torch fp32 (10 batches of 16, two rounds)
 _VERDICTS_VERSION = 2
 
 
@@ -67,22 +69,16 @@ class BackendChoice:
     cpu: dict[str, Any] = field(default_factory=dict)
     encoder: Any = field(default=None, compare=False, repr=False)  # the chosen one, when the check loaded it
 
-    def speedup(self, check: QualityCheck) -> float:
-        """``check``'s speed over torch fp32's on the check passages (0 when unmeasured)."""
-        if not self.reference_passages_per_s or not check.passages_per_s:
-            return 0.0
-        return check.passages_per_s / self.reference_passages_per_s
-
     def summary(self) -> str:
         """One line: the choice, its speed against torch fp32, the CPU, and every other candidate."""
         parts = []
         for c in self.checks:
             state = "" if c.passed else " (fails the check)"
-            parts.append(f"{c.backend} {c.precision} {self.speedup(c):.2f}x{state}")
+            parts.append(f"{c.backend} {c.precision} {c.speedup:.2f}x{state}")
         cpu = self.cpu.get("model") or "this CPU"
         others = f"; {', '.join(parts)}" if parts else ""
-        return (f"{self.backend} {self.precision} on {cpu}: torch fp32 {self.reference_passages_per_s:.1f} "
-                f"passages/s{others}")
+        return (f"{self.backend} {self.precision} on {cpu}; speed over torch fp32 "
+                f"({self.reference_passages_per_s:.1f} passages/s){others.replace('; ', ': ', 1)}")
 
     def describe(self) -> dict[str, Any]:
         """What the collection metadata and the ingest summary record (``backend_choice``)."""
@@ -92,6 +88,7 @@ class BackendChoice:
             "cpu": self.cpu,
             "passages_per_s": {"torch:fp32": self.reference_passages_per_s,
                                **{f"{c.backend}:{c.precision}": c.passages_per_s for c in self.checks}},
+            "speedup_over_torch_fp32": {f"{c.backend}:{c.precision}": c.speedup for c in self.checks},
             "checks": {f"{c.backend}:{c.precision}": c.summary() for c in self.checks},
         }
 
@@ -187,14 +184,13 @@ def _lock(path: Path) -> Iterator[None]:
         yield
 
 
-def _decide(todo: list[tuple[str, ...]], checks: dict[str, QualityCheck], reference_speed: float
-            ) -> tuple[str, str]:
-    """The fastest passing candidate, if it is faster than torch fp32; else torch fp32."""
-    best, best_speed = REFERENCE, reference_speed
+def _decide(todo: list[tuple[str, ...]], checks: dict[str, QualityCheck]) -> tuple[str, str]:
+    """The fastest passing candidate, if it is faster than torch fp32 (speedup above 1); else torch fp32."""
+    best, best_speed = REFERENCE, 1.0
     for backend, precision in todo:
         c = checks.get(f"{backend}:{precision}")
-        if c is not None and c.passed and c.passages_per_s > best_speed:
-            best, best_speed = (backend, precision), c.passages_per_s
+        if c is not None and c.passed and c.speedup > best_speed:
+            best, best_speed = (backend, precision), c.speedup
     return best
 
 
@@ -239,11 +235,11 @@ def choose_backend(
                 "key": key, "candidates": [f"{b}:{p}" for b, p in todo],
                 "checks": {n: asdict(c) for n, c in checks.items()},
                 "reference_passages_per_s": ref_speed, "cpu": cpu,
-                "chosen": ":".join(_decide(todo, checks, ref_speed)),
+                "chosen": ":".join(_decide(todo, checks)),
                 "decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             })
     names = [f"{b}:{p}" for b, p in todo]
-    backend, precision = _decide(todo, checks, ref_speed)
+    backend, precision = _decide(todo, checks)
     encoder = chosen_encoder if chosen_encoder is not None and (
         (chosen_encoder.backend, chosen_encoder.precision) == (backend, precision)) else None
     choice = BackendChoice(backend, precision, tuple(checks[n] for n in names if n in checks), ref_speed, cpu,
@@ -254,18 +250,16 @@ def choose_backend(
 
 def _measure(model: str, todo: list[tuple[str, ...]], known: dict[str, QualityCheck],
              load: Callable[[str, str], Any]) -> tuple[dict[str, QualityCheck], float, Any]:
-    """Check every candidate not in ``known`` against a fresh torch fp32 run; keep only the fastest loaded."""
+    """Check every candidate not in ``known`` against torch fp32; keep only the fastest passing one loaded."""
     logger.warning("ESCO_BACKEND=auto: measuring the backends of %s against torch fp32 (once for this model, "
                    "machine and environment; a minute or two)", model)
     check = check_set()
-    t = time.perf_counter()
     reference = load(*REFERENCE)
     ref = embed(reference, check)
-    ref_speed = round(ref.passages_per_s, 2)
-    del reference
+    timed = check.passages[:SPEED_PASSAGES]
     checks = dict(known)
     best: Any = None
-    best_speed = ref_speed
+    best_speed = 1.0
     for backend, precision in todo:
         name = f"{backend}:{precision}"
         if name in checks:
@@ -278,10 +272,12 @@ def _measure(model: str, todo: list[tuple[str, ...]], known: dict[str, QualityCh
             logger.warning("ESCO_BACKEND=auto: %s %s cannot be used (%s)", backend, precision, exc)
             continue
         result = compare(got, ref, check, backend, precision, time.perf_counter() - t)
+        if result.passed:  # only a candidate that may be chosen is worth timing
+            result = replace(result, speedup=round(relative_speed(loaded, reference, timed), 3))
         checks[name] = result
         logger.info("ESCO_BACKEND=auto: %s", result.summary())
-        if result.passed and result.passages_per_s > best_speed:
-            best, best_speed = loaded, result.passages_per_s
+        if result.passed and result.speedup > best_speed:
+            best, best_speed = loaded, result.speedup
         del loaded, got
         gc.collect()
-    return checks, ref_speed, best
+    return checks, round(ref.passages_per_s, 2), best

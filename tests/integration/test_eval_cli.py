@@ -216,7 +216,9 @@ def test_modes_are_checked(store_env, tmp_path: Path, capsys) -> None:
         assert main([str(labelled), "--mode", "dense,hybrid", "--no-report"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1
-        assert "was built without the labels, bm25 representations that search mode 'hybrid' needs" in err
+        assert f"collection {target!r} was built without the " in err
+        assert "labels" in err and "bm25" in err and "representations that search mode 'hybrid' needs" in err
+        assert "re-ingest the release" in err
     finally:
         store = open_store(store_env)
         try:
@@ -255,3 +257,28 @@ def test_targets_documents_and_occupations(store_env, encoder, tmp_path: Path, c
     assert occ["target"] == "occupations" and occ["queries"] > 0
     assert all(v == pytest.approx(1.0) for v in occ["ratio"].values() if v is not None), occ["ratio"]
     assert json.loads((tmp_path / "occ" / "metrics.json").read_text())["index"] == occ["index"]
+
+
+def test_dense_and_hybrid_side_by_side(store_env, tmp_path: Path, capsys) -> None:
+    labelled = tmp_path / "alt.jsonl"
+    assert main(["--build-set", str(labelled), "--n", "500", "--seed", "5", "--language", "en"]) == 0
+    capsys.readouterr()
+    assert main([str(labelled), "--mode", "dense,hybrid", "--json", "--report-dir", str(tmp_path / "r"),
+                 "--batch-size", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["modes"] == ["dense", "hybrid"]
+    dense, fused = out["reports"]
+    assert (dense["mode"], fused["mode"]) == ("dense", "hybrid")
+    assert dense["n_queries"] == fused["n_queries"] >= 15
+    for r in (dense, fused):
+        # the exact side of each mode is its own numpy reference: index == exact on the embedded store
+        assert all(v == pytest.approx(1.0) for v in r["ratio"].values() if v is not None), (r["mode"], r["ratio"])
+        assert r["overlap_at_10"] == pytest.approx(1.0), r["mode"]
+        assert (tmp_path / "r" / r["mode"] / "metrics.json").is_file()
+    # the queries are alternative labels: exact-label promotion puts each query's skill first in hybrid
+    assert fused["metrics"]["accuracy@1"] == pytest.approx(1.0)
+    assert fused["metrics"]["mrr@10"] >= dense["metrics"]["mrr@10"]
+    # the readable table: both modes side by side with the gain of hybrid over dense
+    assert main([str(labelled), "--mode", "dense,hybrid", "--no-report", "--no-exact"]) == 0
+    text = capsys.readouterr().out
+    assert "modes        dense, hybrid" in text and "x hybrid" in text

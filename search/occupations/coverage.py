@@ -7,16 +7,18 @@ plain URI; a mapping may give each skill a weight in (0, 1], e.g. an extraction'
     score = (we * sum(c[s] for s in E & S) + wo * sum(c[s] for s in O & S)) / (we * |E| + wo * |O|)
 
 with ``we = essential_weight`` (1.0) and ``wo = optional_weight`` (0.5). The inverted index of the
-occupations collection (skill -> occupations) is walked once per given skill, so the cost grows with the
-relations of the given skills, not with the number of occupations.
+occupations collection (skill -> occupation numbers, as arrays) is gathered for the given skills and summed
+with ``numpy.bincount``: the cost follows the relations of the given skills, plus one pass over an array per
+occupation.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 from search.errors import InvalidQuery
 from search.filters import check_limit, values_of
@@ -62,28 +64,28 @@ def rank_by_coverage(index: OccupationIndex, weights: Mapping[str, float], *, li
     if not (essential_weight >= 0 and optional_weight >= 0 and essential_weight + optional_weight > 0):
         raise InvalidQuery(f"essential_weight and optional_weight must be >= 0 and not both 0, got "
                            f"{essential_weight!r} and {optional_weight!r}")
-    ess_sum: dict[int, float] = {}
-    opt_sum: dict[int, float] = {}
-    ess_n: dict[int, int] = {}
-    for skill, w in weights.items():
-        for i, essential in index.skill_to_occupations.get(skill, ()):
-            if essential:
-                ess_sum[i] = ess_sum.get(i, 0.0) + w
-                ess_n[i] = ess_n.get(i, 0) + 1
-            else:
-                opt_sum[i] = opt_sum.get(i, 0.0) + w
+    parts = [(index.skill_arrays[s], w) for s, w in weights.items() if s in index.skill_arrays]
+    if not parts:
+        return []
+    occ = np.concatenate([a for (a, _e), _w in parts])
+    ess = np.concatenate([e for (_a, e), _w in parts])
+    wts = np.concatenate([np.full(len(a), w) for (a, _e), w in parts])
+    n = len(index.uris)
+    ess_sum = np.bincount(occ[ess], weights=wts[ess], minlength=n)
+    opt_sum = np.bincount(occ[~ess], weights=wts[~ess], minlength=n)
+    ess_n = np.bincount(occ[ess], minlength=n)
+    denom = essential_weight * index.n_essential + optional_weight * index.n_optional
+    score = np.round((essential_weight * ess_sum + optional_weight * opt_sum) / np.where(denom > 0, denom, 1), 9)
+    keep = (score > 0) & (ess_n >= min_essential)  # rounded: equal shares tie
+    cand = np.flatnonzero(keep)
     groups = set(isco_groups)
-    ne, no = index.n_essential, index.n_optional
-    scored = []
-    for i in ess_sum.keys() | opt_sum.keys():
-        if ess_n.get(i, 0) < min_essential or (groups and not groups & index.isco_groups[i]):
-            continue
-        denom = essential_weight * ne[i] + optional_weight * no[i]
-        score = (essential_weight * ess_sum.get(i, 0.0) + optional_weight * opt_sum.get(i, 0.0)) / denom
-        if score > 0:
-            scored.append((round(float(score), 9), ess_n.get(i, 0), i))  # rounded: equal shares tie
-    best = heapq.nsmallest(limit, scored, key=lambda t: (-t[0], -t[1], index.uris[t[2]]))
-    return [_explain(index, i, score, weights, language) for score, _n, i in best]
+    if groups:
+        cand = np.array([i for i in cand if groups & index.isco_groups[i]], np.int64)
+        if not len(cand):
+            return []
+    order = np.lexsort((index.uri_rank[cand], -ess_n[cand], -score[cand]))[:limit]
+    best = [(float(score[i]), int(i)) for i in cand[order]]
+    return [_explain(index, i, sc, weights, language) for sc, i in best]
 
 
 def _explain(index: OccupationIndex, i: int, score: float, weights: Mapping[str, float],

@@ -60,6 +60,9 @@ class OccupationIndex:
     skill_to_occupations: dict[str, list[tuple[int, bool]]] = field(default_factory=dict)
     n_essential: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     n_optional: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    # skill -> (occupation numbers, essential flags) as arrays, and each occupation's rank by URI (ties)
+    skill_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    uri_rank: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @classmethod
     def load(cls, store: Store, name: str) -> OccupationIndex:
@@ -110,6 +113,9 @@ class OccupationIndex:
         ix.skill_to_occupations = dict(inverted)
         ix.n_essential = np.array([len(e) for e in ix.essential], np.int32)
         ix.n_optional = np.array([len(o) for o in ix.optional], np.int32)
+        ix.skill_arrays = {s: (np.array([i for i, _e in rel], np.int64), np.array([e for _i, e in rel], bool))
+                           for s, rel in ix.skill_to_occupations.items()}
+        ix.uri_rank = np.argsort(np.argsort(np.array(ix.uris, dtype=object))).astype(np.int64)
         return ix
 
     def label(self, uri: str, language: str | None = None) -> str:

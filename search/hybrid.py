@@ -1,5 +1,5 @@
-"""Hybrid retrieval: the representations of a skill point, its BM25 terms and exact-label keys, and the numpy
-reference of every search mode (design and figures: ``docs/hybrid.md``).
+"""Hybrid retrieval: the representations of a skill point, its BM25 terms and exact-label keys, and the fusion
+parameters (design and figures: ``docs/hybrid.md``; the numpy reference: :mod:`search.hybrid_reference`).
 
 A point (one per skill and language) carries four named vectors and a keyword payload field:
 
@@ -17,8 +17,9 @@ stays a cosine, :func:`display_score`). Imports numpy, ``search.text`` and ``sea
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -33,8 +34,7 @@ __all__ = [
     "check_mode", "missing_representations", "mode_refusal",
     "label_key", "skill_labels", "label_keys", "bm25_document",
     "SparseTerms", "Bm25Terms", "bm25_language", "bm25_metadata", "query_bm25", "idf",
-    "representation_hash", "rrf_position_score", "rrf_fuse", "display_score",
-    "ExactIndex", "RefHit",
+    "representation_hash", "rrf_position_score", "rrf_fuse", "display_score", "unit_rows",
 ]
 
 # --- modes and representations ------------------------------------------------------------------------
@@ -317,147 +317,12 @@ def display_score(passage_cosine: float, labels_cosine: float | None) -> float:
     return float(passage_cosine if labels_cosine is None else max(passage_cosine, labels_cosine))
 
 
-@dataclass(frozen=True)
-class RefHit:
-    """A hit of the reference: point id, fused score (what orders hits) and ``score`` (a cosine)."""
-
-    id: str
-    fused: float
-    score: float
-
-
-@dataclass
-class ExactIndex:
-    """Every stored representation of a collection in numpy, searched exactly like the engine fuses them.
-
-    Build it with :meth:`from_points` from the points a store scrolls (vectors by name, payload). Filters
-    are a boolean mask over ``ids`` (the evaluation evaluates its :class:`Filter` on the payloads).
-    """
-
-    ids: list[str]
-    passage: np.ndarray  # (n, d) float32, unit rows
-    pref: np.ndarray | None = None  # (n, d) float32, unit rows
-    label_rows: np.ndarray | None = None  # (m, d) float32: every point's label rows, point after point
-    label_start: np.ndarray | None = None  # (n,) first row of each point in label_rows (each has >= 1 row)
-    keys: list[frozenset[str]] = field(default_factory=list)
-    _terms: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    _idf: dict[int, np.float32] = field(default_factory=dict)
-
-    @classmethod
-    def from_points(cls, points: Iterable[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> ExactIndex:
-        """``points``: ``(id, vectors, payload)`` with ``vectors[PASSAGE]`` and, for hybrid, ``vectors[LABELS]``
-        (rows) and ``vectors[BM25]`` (:class:`SparseTerms` or ``(indices, values)``)."""
-        ids: list[str] = []
-        dense: list[Any] = []
-        prefs: list[Any] = []
-        rows: list[Any] = []
-        starts: list[int] = []
-        keys: list[frozenset[str]] = []
-        postings: dict[int, tuple[list[int], list[float]]] = {}
-        has_labels = True
-        for i, (pid, vectors, payload) in enumerate(points):
-            ids.append(str(pid))
-            dense.append(vectors[PASSAGE])
-            if vectors.get(PREF) is not None:
-                prefs.append(vectors[PREF])
-            lab = vectors.get(LABELS)
-            if lab is None or len(lab) == 0:
-                has_labels = False
-            else:
-                starts.append(len(rows))
-                rows.extend(lab)
-            sparse = vectors.get(BM25)
-            if sparse is not None:
-                idx, val = (sparse.indices, sparse.values) if isinstance(sparse, SparseTerms) else sparse
-                for t, v in zip(idx, val):
-                    p = postings.setdefault(int(t), ([], []))
-                    p[0].append(i)
-                    p[1].append(float(v))
-            keys.append(frozenset(payload.get(LABEL_KEYS_FIELD) or ()))
-        n = len(ids)
-        ix = cls(ids, _unit(np.asarray(dense, dtype=np.float32).reshape(n, -1)), keys=keys)
-        if n and len(prefs) == n:
-            ix.pref = _unit(np.asarray(prefs, dtype=np.float32))
-        if has_labels and n:
-            ix.label_rows = _unit(np.asarray(rows, dtype=np.float32))
-            ix.label_start = np.asarray(starts, dtype=np.int64)
-        ix._terms = {t: (np.asarray(a, np.int64), np.asarray(v, np.float32)) for t, (a, v) in postings.items()}
-        ix._idf = {t: idf([len(a)], n)[0] for t, (a, _) in ix._terms.items()}
-        return ix
-
-    def representation_scores(self, representation: str, query: np.ndarray | None = None,
-                              terms: SparseTerms | None = None) -> np.ndarray:
-        """Score of every point for one representation; NaN where BM25 shares no term with the query."""
-        if representation == PASSAGE:
-            return self.passage @ _unit(np.asarray(query, np.float32).reshape(1, -1))[0]
-        if representation == PREF:
-            if self.pref is None:
-                raise ValueError("the collection has no pref representation")
-            return self.pref @ _unit(np.asarray(query, np.float32).reshape(1, -1))[0]
-        if representation == LABELS:
-            if self.label_rows is None or self.label_start is None:
-                raise ValueError("the collection has no labels representation")
-            s = self.label_rows @ _unit(np.asarray(query, np.float32).reshape(1, -1))[0]
-            return np.maximum.reduceat(s, self.label_start)
-        if representation == BM25:
-            out = np.full(len(self.ids), np.nan, np.float32)
-            for t in dict.fromkeys(terms.indices if terms is not None else ()):
-                if t in self._terms:
-                    a, v = self._terms[t]
-                    out[a] = np.where(np.isnan(out[a]), 0, out[a]) + self._idf[t] * v
-            return out
-        raise ValueError(f"unknown representation {representation!r}: use one of {PASSAGE}, {PREF}, {LABELS}, {BM25}")
-
-    def _top(self, scores: np.ndarray, mask: np.ndarray | None, limit: int) -> list[int]:
-        ok = ~np.isnan(scores)
-        if mask is not None:
-            ok &= mask
-        cand = np.nonzero(ok)[0]
-        order = np.lexsort((cand, -scores[cand].astype(np.float64)))
-        return cand[order[:limit]].tolist()
-
-    def search(self, mode: str, query: np.ndarray, query_text: str = "", *, bm25: Bm25Terms | None = None,
-               mask: np.ndarray | None = None, limit: int = 10, fusion: FusionParams = HYBRID_FUSION) -> list[RefHit]:
-        """The hits of one query in ``mode``, best first, as the engine ranks them (ties by id).
-
-        ``bm25`` builds the query's terms (hybrid); ``mask`` selects the points the filter keeps.
-        """
-        mode = check_mode(mode)
-        cos = self.representation_scores(PASSAGE, query)
-        if mode == DENSE:
-            return [RefHit(self.ids[i], float(cos[i]), float(cos[i])) for i in self._top(cos, mask, limit)]
-        terms = bm25.query(query_text) if bm25 is not None else None
-        lab = self.representation_scores(LABELS, query)
-        per_rep = {PASSAGE: cos, LABELS: lab, BM25: self.representation_scores(BM25, terms=terms)}
-        if self.pref is not None:
-            per_rep[PREF] = self.representation_scores(PREF, query)
-        L = fusion.prefetch_limit
-        top = {r: self._top(per_rep[r], mask, L) for r in per_rep if r != LABELS}
-        if fusion.labels_candidates:  # the labels leg rescores the union of its candidate legs
-            cand = np.zeros(len(self.ids), bool)
-            for r in fusion.labels_candidates:
-                cand[top[r]] = True
-            top[LABELS] = self._top(lab, cand if mask is None else cand & mask, L)
-        else:
-            top[LABELS] = self._top(lab, mask, L)
-        rankings = [[str(i) for i in top[r]] for r in fusion.representations]
-        fused = {int(i): s for i, s in rrf_fuse(rankings, fusion.k, fusion.weights).items()}
-        if fusion.promote_exact and query_text:
-            key = label_key(query_text)
-            for i, ks in enumerate(self.keys):
-                if key in ks and (mask is None or mask[i]):
-                    fused[i] = float(np.float32(fused.get(i, 0.0)) + np.float32(PROMOTION_BOOST))
-        order = sorted(fused, key=lambda i: (-fused[i], self.ids[i]))[:limit]
-        return [RefHit(self.ids[i], fused[i], display_score(float(cos[i]), float(lab[i]))) for i in order]
-
-
 def _unit_hash(text: str) -> float:
     """A number in [0, 1) from a text, the same in every process (unlike hash())."""
-    import hashlib
-
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") / 2.0**64
 
 
-def _unit(a: np.ndarray) -> np.ndarray:
+def unit_rows(a: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (zero rows stay zero), float32."""
     n = np.linalg.norm(a, axis=1, keepdims=True)
     return (a / np.where(n == 0, 1, n)).astype(np.float32)

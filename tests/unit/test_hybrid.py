@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from search import hybrid as h
+from search.hybrid_reference import ExactIndex
 
 qe = pytest.importorskip("qdrant_edge")
 
@@ -179,7 +180,7 @@ def test_reference_equals_the_engine(tmp_path: Path, filtered: bool, fusion_name
     points = _corpus(n, d)
     bm25 = h.Bm25Terms("en", avg_len=5.0)
     shard = _shard(tmp_path, points, bm25, d)
-    ix = h.ExactIndex.from_points(
+    ix = ExactIndex.from_points(
         (p["id"], {h.PASSAGE: p["passage"], h.PREF: p["pref"], h.LABELS: p["labels"],
                    h.BM25: bm25.document(p["text"], p["id"])}, p["payload"])
         for p in points
@@ -212,7 +213,7 @@ def test_reference_equals_the_engine(tmp_path: Path, filtered: bool, fusion_name
 def test_dense_reference_and_score_is_a_cosine(tmp_path: Path) -> None:
     d = 8
     points = _corpus(50, d, seed=3)
-    ix = h.ExactIndex.from_points((p["id"], {h.PASSAGE: p["passage"], h.LABELS: p["labels"]}, p["payload"]) for p in points)
+    ix = ExactIndex.from_points((p["id"], {h.PASSAGE: p["passage"], h.LABELS: p["labels"]}, p["payload"]) for p in points)
     q = np.ones(d, np.float32)
     hits = ix.search("dense", q, limit=5)
     cos = [float(p["passage"] @ q / np.linalg.norm(p["passage"]) / np.linalg.norm(q)) for p in points]

@@ -36,14 +36,21 @@ def allocated(path: Path) -> tuple[int, int]:
     return alloc, apparent
 
 
-def measure(kind: str, release: str, dim: int, chunk: int, limit: int | None) -> dict:
+class _Prompts:
+    """What ingest.representations needs of an encoder to annotate points (no model: vectors are random)."""
+
+    query_prompt, passage_prompt = "query: ", "passage: "
+
+
+def measure(kind: str, release: str, dim: int, chunk: int, limit: int | None, reps_kind: str = "dense") -> dict:
     from ingest.esco import read_release
     from ingest.points import build_points
+    from ingest.representations import Representations, stored_vectors
     from ingest.settings import IngestSettings
-    from search.schema import KEYWORD_FIELDS
     from search.stores import CollectionParams, StoredPoint, open_store
 
     points = build_points(read_release([release], ["en"], limit=limit), "m|torch|fp32|x", "passage: ")
+    reps = Representations.for_release(reps_kind, points, "m|torch|fp32|x", _Prompts())  # type: ignore[arg-type]
     payload_bytes = sum(len(json.dumps(p.payload, ensure_ascii=False).encode()) for p in points)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="bench-disk-") as tmp:
@@ -51,7 +58,8 @@ def measure(kind: str, release: str, dim: int, chunk: int, limit: int | None) ->
         store = open_store(settings)
         try:
             empty = allocated(Path(tmp))[0]
-            store.create_collection("c", CollectionParams(vector_size=dim), {"k": "v"}, KEYWORD_FIELDS)
+            store.create_collection("c", CollectionParams(vector_size=dim, vectors=reps.vector_specs()), {"k": "v"},
+                                    reps.keyword_fields())
             created = allocated(Path(tmp))[0]
             peak = created
             t = time.perf_counter()
@@ -59,7 +67,14 @@ def measure(kind: str, release: str, dim: int, chunk: int, limit: int | None) ->
                 part = points[i : i + chunk]
                 vecs = rng.standard_normal((len(part), dim)).astype(np.float32)
                 vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-                store.upsert("c", [StoredPoint(p.id, p.payload, v.tolist()) for p, v in zip(part, vecs)])
+                for p, v in zip(part, vecs):
+                    p.vector = v
+                    if reps.hybrid:
+                        rows = rng.standard_normal((len(p.labels), dim)).astype(np.float32)
+                        p.label_rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+                hyb = reps.hybrid
+                store.upsert("c", [StoredPoint(p.id, p.payload, None if hyb else p.vector_list(),
+                                               stored_vectors(p, hyb)) for p in part])
                 peak = max(peak, allocated(Path(tmp))[0])
             written = allocated(Path(tmp))
             store.optimize("c")
@@ -71,7 +86,8 @@ def measure(kind: str, release: str, dim: int, chunk: int, limit: int | None) ->
         closed = allocated(Path(tmp))
     n = len(points)
     return {
-        "kind": kind, "dim": dim, "points": n, "payload_json_bytes_per_point": round(payload_bytes / n),
+        "kind": kind, "representations": reps_kind, "dim": dim,
+        "label_rows_per_point": round(sum(len(p.labels) for p in points) / n, 2), "points": n, "payload_json_bytes_per_point": round(payload_bytes / n),
         "empty_store": empty, "new_collection": created - empty,
         "after_writes": written[0] - empty, "after_optimize": optimized[0] - empty, "closed": closed[0] - empty,
         "apparent_closed": closed[1], "peak": peak - empty,
@@ -87,16 +103,18 @@ def main() -> None:
     ap.add_argument("--kind", default="edge", choices=["edge", "local"])
     ap.add_argument("--chunk", type=int, default=256)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--representations", default="dense", help="comma-separated: dense, hybrid")
     args = ap.parse_args()
     import platform
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
     print(f"CPU: {cpu}, {os.cpu_count()} cores (disk figures do not depend on it)")
-    for dim in args.dims:
-        r = measure(args.kind, args.release, dim, args.chunk, args.limit)
+    for reps_kind, dim in [(r, d) for r in args.representations.split(",") for d in args.dims]:
+        r = measure(args.kind, args.release, dim, args.chunk, args.limit, reps_kind.strip())
         mib = 1024 * 1024
-        print(f"{r['kind']} dim {dim}: {r['points']} points, payload JSON {r['payload_json_bytes_per_point']} B/point; "
+        print(f"{r['kind']} {r['representations']} dim {dim}: {r['points']} points, "
+              f"{r['label_rows_per_point']} label rows/point, payload JSON {r['payload_json_bytes_per_point']} B/point; "
               f"new collection {r['new_collection'] / mib:.1f} MiB; after writes {r['after_writes'] / mib:.1f} MiB, "
               f"after optimize {r['after_optimize'] / mib:.1f} MiB, closed {r['closed'] / mib:.1f} MiB "
               f"(apparent {r['apparent_closed'] / mib:.1f} MiB); peak {r['peak'] / mib:.1f} MiB = "

@@ -54,6 +54,49 @@ def encode_alone(settings, args) -> float:
     return time.perf_counter() - t
 
 
+def one_run(args, model: str, reps: str, run, settings_cls) -> dict:
+    """One ingest into a temporary store with ``ESCO_REPRESENTATIONS=reps``: its row."""
+    folder = Path(tempfile.mkdtemp(prefix="esco-bench-ingest-"))
+    rss_before = peak_rss_mb()
+    try:
+        settings = settings_cls(
+            _env_file=None, qdrant_path=folder / "store", embedded_engine=args.engine, collection="esco_skills",
+            lock_dir=folder / "locks", model=model, backend=args.backend, precision=args.precision,
+            batch_size=args.batch_size, representations=reps,
+            **({"upsert_batch_size": args.upsert_batch_size} if args.upsert_batch_size else {}),
+        )  # type: ignore[call-arg]
+        t = time.perf_counter()
+        summary = run(settings, [args.release], [args.language], limit=args.limit, progress=False)
+        wall = time.perf_counter() - t
+        peak = peak_rss_mb()  # of the ingest (the encoding alone below loads a second model)
+        alone = encode_alone(settings, args) if args.encode_alone else None
+        files = [f for f in (folder / "store").rglob("*") if f.is_file()]
+        store_mb = sum(f.stat().st_size for f in files) / 2**20
+        disk = sum(f.stat().st_blocks * 512 for f in files)  # allocated, what a full disk runs out of
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    secs = summary.seconds
+    skills = summary.encoded + summary.reused
+    row = {
+        "model": args.model, "representations": reps, "backend": args.backend, "precision": args.precision,
+        "batch": args.batch_size, "skills": skills, "limit": args.limit, "wall_s": round(wall, 1),
+        **{f"{k}_s": v for k, v in secs.items()},
+        "encode_texts_per_s": summary.encoded / secs["encode"] if secs.get("encode") else None,
+        "labels_encoded": summary.labels_encoded,
+        "truncated_passages": summary.truncated_passages,
+        "peak_rss_mb": round(peak, 1), "rss_before_mb": round(rss_before, 1),
+        "store_mb": round(store_mb, 1), "disk_bytes_per_skill": round(disk / max(skills, 1)),
+        "load_average": os.getloadavg(),
+        "encoder": summary.encoder.get("backend", "") + " " + summary.encoder.get("precision", ""),
+        "upsert_batch": settings.upsert_batch_size,
+        "outside_encoder_share": round((wall - secs["encode"]) / wall, 4),
+    }
+    if alone is not None:
+        row["encode_alone_s"] = round(alone, 3)
+        row["pipeline_overhead_share"] = round((wall - secs["load_model"] - alone) / wall, 4)
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="e5-small", help="e5-small, xlmr-random or a path/hub id")
@@ -67,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N skills (default: all)")
     ap.add_argument("--release", default=str(DEFAULT_RELEASE))
     ap.add_argument("--language", default="en")
+    ap.add_argument("--representations", default="hybrid",
+                    help="comma-separated: dense, hybrid; several are ingested one after the other in this run, "
+                         "each into a store of its own, and compared (wall and disk per skill)")
     ap.add_argument("--out", default=NAME)
     args = ap.parse_args(argv)
     quiet_logging()
@@ -75,44 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     from ingest.settings import IngestSettings
 
     model = resolve_model(args.model)
-    folder = Path(tempfile.mkdtemp(prefix="esco-bench-ingest-"))
-    rss_before = peak_rss_mb()
-    try:
-        settings = IngestSettings(
-            _env_file=None, qdrant_path=folder / "store", embedded_engine=args.engine, collection="esco_skills",
-            lock_dir=folder / "locks", model=model, backend=args.backend, precision=args.precision,
-            batch_size=args.batch_size,
-            **({"upsert_batch_size": args.upsert_batch_size} if args.upsert_batch_size else {}),
-        )  # type: ignore[call-arg]
-        t = time.perf_counter()
-        summary = run(settings, [args.release], [args.language], limit=args.limit, progress=False)
-        wall = time.perf_counter() - t
-        peak = peak_rss_mb()  # of the ingest (the encoding alone below loads a second model)
-        alone = encode_alone(settings, args) if args.encode_alone else None
-        store_mb = sum(f.stat().st_size for f in (folder / "store").rglob("*") if f.is_file()) / 2**20
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    secs = summary.seconds
-    row = {
-        "model": args.model, "backend": args.backend, "precision": args.precision, "batch": args.batch_size,
-        "skills": summary.encoded + summary.reused, "limit": args.limit, "wall_s": round(wall, 1),
-        **{f"{k}_s": v for k, v in secs.items()},
-        "encode_texts_per_s": summary.encoded / secs["encode"] if secs.get("encode") else None,
-        "truncated_passages": summary.truncated_passages,
-        "peak_rss_mb": round(peak, 1), "rss_before_mb": round(rss_before, 1),
-        "store_mb": round(store_mb, 1), "load_average": os.getloadavg(),
-        "encoder": summary.encoder.get("backend", "") + " " + summary.encoder.get("precision", ""),
-        "upsert_batch": settings.upsert_batch_size,
-        "outside_encoder_share": round((wall - secs["encode"]) / wall, 4),
-    }
-    if alone is not None:
-        row["encode_alone_s"] = round(alone, 3)
-        row["pipeline_overhead_share"] = round((wall - secs["load_model"] - alone) / wall, 4)
-    cols = ["model", "encoder", "batch", "upsert_batch", "skills", "wall_s", "read_s", "load_model_s", "tokenize_s",
+    rows = []
+    for reps in [r.strip() for r in args.representations.split(",") if r.strip()]:
+        rows.append(one_run(args, model, reps, run, IngestSettings))
+    if len(rows) > 1:
+        base = rows[0]
+        for row in rows[1:]:
+            row["wall_vs_first"] = round(row["wall_s"] / base["wall_s"], 2)
+            row["disk_vs_first"] = round(row["disk_bytes_per_skill"] / base["disk_bytes_per_skill"], 2)
+    cols = ["model", "representations", "encoder", "batch", "upsert_batch", "skills", "wall_s", "read_s", "load_model_s", "tokenize_s",
             "encode_s", "write_s", "verify_switch_s", "encode_texts_per_s", "outside_encoder_share", "encode_alone_s",
-            "pipeline_overhead_share", "peak_rss_mb"]
-    print(table([row], cols))
-    path = write_result(args.out, {"args": vars(args), "rows": [row], "summary": summary.to_dict()})
+            "pipeline_overhead_share", "peak_rss_mb", "disk_bytes_per_skill", "wall_vs_first", "disk_vs_first"]
+    print(table(rows, cols))
+    path = write_result(args.out, {"args": vars(args), "rows": rows})
     print(f"\nwrote {path}")
     return 0
 

@@ -413,7 +413,8 @@ class FaultServer:
         if self.qdrant.collection_exists(name):
             raise _Conflict(f"Collection `{name}` already exists!")
         self.created[name] = req
-        return self.qdrant.create_collection(name, vectors_config=req.vectors, metadata=req.metadata)
+        return self.qdrant.create_collection(name, vectors_config=req.vectors, sparse_vectors_config=req.sparse_vectors,
+                                             metadata=req.metadata)
 
     def _update(self, name: str, body: Any) -> Any:
         req = _parse(m.UpdateCollection, body)

@@ -33,7 +33,7 @@ def _searcher(args: argparse.Namespace, **overrides: Any):
     from search import SearchSettings, SkillSearch
 
     kw: dict[str, Any] = dict(qdrant_path=Path(args.store), model=str(args.model), collection=args.collection,
-                              exact=True)
+                              exact=True, backend=args.backend, precision=args.precision)
     kw.update(overrides)
     return SkillSearch(SearchSettings(_env_file=None, **kw))  # type: ignore[call-arg]
 
@@ -104,8 +104,9 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
 
     text = _text_of_words(args.words)
     rows = []
-    for backend in args.backends.split(","):
-        with _searcher(args, backend=backend, query_cache_size=0) as s:
+    for variant in args.backends.split(","):
+        backend, _, precision = variant.partition(":")
+        with _searcher(args, backend=backend, precision=precision or "auto", query_cache_size=0) as s:
             segs = segments_for(s, text)
             extract(s, text, threshold=-1.0)  # warm up (first call loads lazy parts)
             times, seg_t, enc_t = [], [], []
@@ -177,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", default="extract:max", help="the variant whose calibrated threshold is applied (quality)")
     p.add_argument("--store-threshold", action="store_true",
                    help="record the calibrated threshold in the collection (quality): extract's default from then on")
-    p.add_argument("--backends", default="auto,torch", help="encoder backends timed side by side (speed)")
+    p.add_argument("--backend", default="openvino", help="encoder backend (default openvino: int8 is what ESCO_BACKEND=auto "
+                   "picks on this CPU; auto would measure the backends first)")
+    p.add_argument("--precision", default="int8")
+    p.add_argument("--backends", default="openvino:int8,torch:fp32", help="encoder backends timed side by side (speed)")
     a = p.parse_args(argv)
     quiet_logging()
     parts = list(PARTS) if a.part == "all" else [a.part]

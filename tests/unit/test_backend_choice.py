@@ -130,7 +130,7 @@ def two_candidates(monkeypatch, encoder, tmp_path):
     monkeypatch.setattr(backend_choice, "candidates",
                         lambda device: [("openvino", "int8"), ("torch", "bf16"), ("torch", "fp32")])
     loads: list[str] = []
-    delays = {"openvino:int8": 0.0, "torch:bf16": 0.02, "torch:fp32": 0.2}  # seconds per 100 passages
+    delays = {"openvino:int8": 0.0, "torch:bf16": 0.02, "torch:fp32": 0.5}  # seconds per 100 passages
 
     def load(backend: str, precision: str):
         loads.append(f"{backend}:{precision}")
@@ -152,8 +152,8 @@ def test_auto_takes_the_fastest_candidate_that_passes_and_checks_once(two_candid
     described = first.describe()
     assert described["chosen"] == "torch:bf16"
     speeds = described["passages_per_s"]
-    assert speeds["torch:bf16"] > speeds["torch:fp32"] > 0 and speeds["openvino:int8"] > speeds["torch:bf16"]
-    assert described["speedup_over_torch_fp32"]["torch:bf16"] > 2  # ~10x, timed alternating with fp32
+    assert speeds["torch:bf16"] > speeds["torch:fp32"] > 0 and speeds["openvino:int8"] > 0
+    assert described["speedup_over_torch_fp32"]["torch:bf16"] > 1.5  # ~25x at rest, timed alternating with fp32
     assert described["speedup_over_torch_fp32"]["openvino:int8"] == 0  # failed the check: not worth timing
     assert described["cpu"] == hardware.cpu_info().describe() and described["cpu"]["model"]
     assert "torch bf16 on " in described["summary"] and "openvino int8" in described["summary"]
@@ -198,7 +198,7 @@ def test_a_cached_verdict_needs_no_candidate_lookup(two_candidates, minilm_path,
 
 def test_a_candidate_slower_than_fp32_is_never_chosen(two_candidates, minilm_path):
     load, loads, delays = two_candidates
-    delays["torch:bf16"] = 0.5  # faithful, but slower than the reference (what emulated bf16 is on AVX2)
+    delays["torch:bf16"] = 1.5  # faithful, but slower than the reference (what emulated bf16 is on AVX2)
     got = choose_backend(minilm_path, device="cpu", query_prompt="query: ", passage_prompt="passage: ", load=load)
     assert (got.backend, got.precision) == ("torch", "fp32")
     bf16 = next(c for c in got.checks if c.precision == "bf16")
@@ -210,7 +210,7 @@ def test_the_fastest_of_two_passing_candidates_wins(monkeypatch, encoder, minilm
     monkeypatch.setenv("ESCO_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(backend_choice, "candidates",
                         lambda device: [("openvino", "fp32"), ("openvino", "int8"), ("torch", "fp32")])
-    delays = {"openvino:fp32": 0.02, "openvino:int8": 0.1, "torch:fp32": 0.2}  # int8 passes but is slower
+    delays = {"openvino:fp32": 0.02, "openvino:int8": 0.2, "torch:fp32": 0.5}  # int8 passes but is slower
     got = choose_backend(minilm_path, device="cpu", query_prompt="query: ", passage_prompt="passage: ",
                          load=lambda b, p: Timed(encoder, b, p, delay=delays[f"{b}:{p}"]))
     assert (got.backend, got.precision) == ("openvino", "fp32")

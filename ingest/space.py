@@ -7,8 +7,11 @@ turns ENOSPC into :class:`~ingest.errors.InsufficientSpace`, and, as the last re
 process fills meanwhile, ``esco-ingest`` prints one line for a SIGBUS (:func:`sigbus_message`).
 
 Sizes (``benchmarks/bench_disk.py``, the real v1.1.1 English release, qdrant-edge 0.9; docs/edge-store.md):
-a point takes 4 bytes per dimension plus about 1.13 times its payload's JSON (3,360 B on average there):
-5,345 B at 384 dimensions, 6,881 B at 768. :func:`point_bytes` rounds that up.
+a dense point takes 4 bytes per dimension plus about 1.13 times its payload's JSON (3,360 B on average
+there): 5,345 B at 384 dimensions, 6,881 B at 768. A hybrid point (passage, pref, 7.17 label rows on
+average, BM25 terms; first 3,000 skills) 19,635 B at 384 dimensions (dense there: 5,480 B): each further
+row costs its 4 bytes per dimension and ~64 B. :func:`point_bytes` rounds all of that up (20,108 B and
+6,011 B for those two).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def point_bytes(dim: int, payload_json_bytes: int, quantization: str = "none", r
                 sparse_terms: int = 0) -> int:
     """What one point takes on disk in the embedded store (from above): ``rows`` dense rows of ``dim``
     (a hybrid point: passage, pref and its label rows) and ``sparse_terms`` BM25 terms (id and weight)."""
-    vec = rows * (4 * dim + (dim if quantization == "int8" else 0)) + 8 * sparse_terms
+    vec = rows * (4 * dim + (dim if quantization == "int8" else 0)) + 128 * (rows - 1) + 48 * sparse_terms
     return vec + math.ceil(PAYLOAD_FACTOR * payload_json_bytes) + POINT_OVERHEAD
 
 

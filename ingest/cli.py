@@ -60,6 +60,9 @@ def _print_summary(s: dict) -> None:
         print(f"  {lang}: {s['skills_read'][lang]} skills read, {s['points_written'][lang]} points written")
     print(f"passages     {s['encoded']} encoded, {s['reused']} vectors reused, {s['resumed_points']} already written "
           f"(resume), {s['truncated_passages']} truncated to the model's limit")
+    if len(s.get("representations") or []) > 1:
+        print(f"vectors      {', '.join(s['representations'])}; label rows of {s['labels_encoded']} skills encoded, "
+              f"{s['labels_reused']} reused")
     print(f"vs previous  unchanged {s['unchanged']}, changed {s['changed']}, new {s['new']}, removed {s['removed']}"
           f"  (previous: {s['previous_collection'] or '-'})")
     enc = s.get("encoder") or {}

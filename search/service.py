@@ -26,7 +26,9 @@ from search.filters import (
 from search.hits import SkillHit
 from search.schema import Field
 from search.settings import SearchSettings
-from search.stores import Filter, ScoredPoint, Store, open_store
+from search import hybrid, occupations
+from search.modes import HYBRID_VECTORS, bm25_terms, hybrid_query, resolve_mode, with_display_scores
+from search.stores import Filter, Query, ScoredPoint, Store, open_store
 
 __all__ = ["SkillSearch", "SkillHit", "build_filter", "clean_query", "MAX_LIMIT", "MAX_QUERY_CHARS"]
 
@@ -83,6 +85,7 @@ class SkillSearch:
         self._lock = threading.Lock()
         self._checked: dict[str, _Checked] = {}
         self._target: str | None = None
+        self._bm25_cache: dict[tuple[str, str | None], hybrid.Bm25Terms] = {}
         self._target_at = 0.0
         try:
             # The model first: a model that fails to load leaves no store (no folder lock, no pool) open.
@@ -171,6 +174,7 @@ class SkillSearch:
         language: str | Iterable[str] | None = None,
         status: str | Iterable[str] | None = None,
         one_per_concept: bool | None = None,
+        mode: str | None = None,
     ) -> list[SkillHit]:
         """The skills closest to ``text``, best first.
 
@@ -189,14 +193,18 @@ class SkillSearch:
             status: ESCO status (``released``).
             one_per_concept: at most one hit (its best language) per skill; default: when the collection
                 holds several languages and no single language is asked for.
+            mode: ``dense`` (the passage vector) or ``hybrid`` (passage, labels and BM25 fused by RRF in the
+                engine; a skill whose label equals the text comes first; ``score`` stays a cosine: the best of
+                passage and labels). Default: settings.search_mode (ESCO_SEARCH_MODE), else dense. A mode the
+                collection lacks is refused (SearchError naming what is missing and how to re-ingest).
 
         Raises:
-            InvalidQuery, InvalidFilter, CollectionNotFound, QdrantUnavailable.
+            InvalidQuery, InvalidFilter, CollectionNotFound, QdrantUnavailable, SearchError (mode).
         """
         return self.search_batch(
             [text], limit=limit, threshold=threshold, skill_type=skill_type, reuse_level=reuse_level,
             occupation=occupation, relation=relation, skill_group=skill_group, collection=collection,
-            language=language, status=status, one_per_concept=one_per_concept,
+            language=language, status=status, one_per_concept=one_per_concept, mode=mode,
         )[0]
 
     def search_batch(
@@ -214,6 +222,7 @@ class SkillSearch:
         language: str | Iterable[str] | None = None,
         status: str | Iterable[str] | None = None,
         one_per_concept: bool | None = None,
+        mode: str | None = None,
     ) -> list[list[SkillHit]]:
         """Several queries in one call, identical to single calls.
 
@@ -228,6 +237,11 @@ class SkillSearch:
             return []
         lim = check_limit(self.settings.limit if limit is None else limit)
         thr = check_threshold(self.default_threshold if threshold is None else threshold)
+        if occupation is not None:
+            vals = [occupation] if isinstance(occupation, str) else list(occupation)
+            if not all(isinstance(v, str) and occupations.is_occupation_uri(v) for v in vals):
+                # Occupation names -> URIs (AmbiguousOccupation / OccupationNotFound: InvalidFilter naming candidates)
+                occupation = occupations.resolve_occupations(self, vals)
         target, meta = self._current()
         flt = build_filter(
             skill_type=skill_type, reuse_level=reuse_level, occupation=occupation, relation=relation,
@@ -238,13 +252,42 @@ class SkillSearch:
             langs = meta.get("languages") or []
             asked = values_of("language", language)
             one_per_concept = len(langs) > 1 and len(asked) != 1
+        chosen = resolve_mode(mode, self.settings.search_mode, meta, target)
+        asked_langs = values_of("language", language)
+        bm25 = self._bm25(target, meta, asked_langs[0] if len(asked_langs) == 1 else None) if chosen == hybrid.HYBRID else None
         out: list[list[SkillHit]] = []
         for start in range(0, len(queries), BATCH_CHUNK):
             chunk = queries[start:start + BATCH_CHUNK]
-            vectors = self.encoder.encode_queries(chunk)
-            points, target = self._search(target, vectors.tolist(), flt, lim, thr, one_per_concept)
+            vectors = self.encoder.encode_queries(chunk).tolist()
+            if bm25 is None:
+                points, target = self._search(target, vectors, flt, lim, thr, one_per_concept)
+            else:
+                requests = [hybrid_query(v, t, bm25.query(t), hybrid.HYBRID_FUSION, flt, lim)
+                            for v, t in zip(vectors, chunk)]
+                fused, target = self._query(target, requests, one_per_concept)
+                points = [with_display_scores(v, hits, thr) for v, hits in zip(vectors, fused)]
             out.extend([SkillHit.from_point(p) for p in hits] for hits in points)
         return out
+
+    def _bm25(self, target: str, meta: dict[str, Any], language: str | None) -> hybrid.Bm25Terms:
+        """The query tokenizer the collection recorded (kept per collection and language)."""
+        key = (target, language)
+        terms = self._bm25_cache.get(key)
+        if terms is None:
+            terms = bm25_terms(meta, language)
+            self._bm25_cache = {k: v for k, v in self._bm25_cache.items() if k[0] == target}
+            self._bm25_cache[key] = terms
+        return terms
+
+    def _query(self, target: str, requests: list[Query], group: bool) -> tuple[list[list[ScoredPoint]], str]:
+        assert self.store is not None
+        kwargs = dict(group_by=Field.CONCEPT_URI if group else None, with_vectors=HYBRID_VECTORS,
+                      exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
+        try:
+            return self.store.query(target, requests, **kwargs), target  # type: ignore[arg-type]
+        except CollectionNotFound:
+            target, _ = self._current(force=True)
+            return self.store.query(target, requests, **kwargs), target  # type: ignore[arg-type]
 
     def _search(self, target: str, vectors: list[list[float]], flt: Filter, limit: int, thr: float | None,
                 group: bool) -> tuple[list[list[ScoredPoint]], str]:
@@ -258,6 +301,22 @@ class SkillSearch:
             # The alias was switched and its old collection deleted under us: check the new one, once.
             target, _ = self._current(force=True)
             return self.store.search(target, vectors, **kwargs), target  # type: ignore[arg-type]
+
+    # --- occupations -----------------------------------------------------------------------------
+    def search_occupations(self, title: str, *, threshold: float | None = None, limit: int = 10,
+                           isco_group: str | Iterable[str] | None = None,
+                           language: str | Iterable[str] | None = None) -> list[Any]:
+        """ESCO occupations for a job title, best first (``OccupationHit``s): an occupation one of whose labels
+        (preferred, alternative, hidden, a gendered form) equals the title comes first, the rest by cosine.
+        The occupations collection is ``settings.occupation_collection`` (ESCO_OCCUPATION_COLLECTION)."""
+        return occupations.search_occupations(self, title, threshold=threshold, limit=limit, isco_group=isco_group,
+                                              language=language)
+
+    def occupations_from_skills(self, skills: Any, *, limit: int = 10, **options: Any) -> list[Any]:
+        """Occupations ranked by how well ``skills`` (URIs, URI -> weight, or hits/extracted skills) cover their
+        essential and optional skills, each explained (``OccupationMatch``); options of
+        :func:`search.occupations.occupations_from_skills`."""
+        return occupations.occupations_from_skills(self, skills, limit=limit, **options)
 
     # --- lifetime --------------------------------------------------------------------------------
     def close(self) -> None:

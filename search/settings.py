@@ -93,6 +93,10 @@ class SearchSettings(BaseSettings):
     limit: int = Field(default=10, ge=1, le=1000, description="hits per query")
     exact: bool = Field(default=False, description="exact (brute-force) search instead of the HNSW index")
     hnsw_ef: int | None = Field(default=None, ge=1, description="HNSW ef at search time; default: the store's")
+    search_mode: Literal["dense", "hybrid"] | None = Field(
+        default=None, description="dense (the passage vector) or hybrid (passage, labels and BM25 fused in the "
+        "engine, exact label matches first); default (unset): dense"
+    )
 
     @field_validator("qdrant_url")
     @classmethod

@@ -15,14 +15,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.stores.base import CollectionParams, Condition, Filter, ScoredPoint, Store, StoredPoint
+from search.stores.base import (
+    PASSAGE_VECTOR,
+    Boost,
+    CollectionParams,
+    Condition,
+    Filter,
+    Nearest,
+    Prefetch,
+    Query,
+    Rrf,
+    ScoredPoint,
+    SparseVector,
+    Store,
+    StoredPoint,
+    VectorSpec,
+)
 
 __all__ = [
     "Condition",
     "Filter",
+    "SparseVector",
+    "VectorSpec",
     "StoredPoint",
     "ScoredPoint",
     "CollectionParams",
+    "Nearest",
+    "Rrf",
+    "Boost",
+    "Prefetch",
+    "Query",
+    "PASSAGE_VECTOR",
     "Store",
     "open_store",
 ]

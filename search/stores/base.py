@@ -15,9 +15,17 @@ from typing import Any, Literal, Protocol, runtime_checkable
 __all__ = [
     "Condition",
     "Filter",
+    "SparseVector",
+    "VectorSpec",
     "StoredPoint",
     "ScoredPoint",
     "CollectionParams",
+    "Nearest",
+    "Rrf",
+    "Boost",
+    "Prefetch",
+    "Query",
+    "PASSAGE_VECTOR",
     "Store",
 ]
 
@@ -49,23 +57,107 @@ class Filter:
         return True
 
 
+#: The dense vector that ``vector`` means in a collection of named vectors, and the one plain
+#: :meth:`Store.search` searches there.
+PASSAGE_VECTOR = "passage"
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector: term ids and weights (anything with ``.indices`` and ``.values`` is accepted too)."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    """One named vector of a collection.
+
+    ``dense``: one vector per point (cosine); ``multivector``: several rows per point, scored by MaxSim of
+    cosines; ``sparse``: term weights, multiplied by the engine's IDF when ``idf``. ``size`` 0 means the
+    collection's ``vector_size``. ``index``: an HNSW graph above the indexing threshold (a multivector
+    without one is scanned, or used to rescore the candidates of other prefetches).
+    """
+
+    kind: Literal["dense", "multivector", "sparse"] = "dense"
+    size: int = 0
+    index: bool = True
+    idf: bool = True
+
+
+Vector = Any  # list[float] (dense) | list[list[float]] (multivector) | SparseVector
+
+
 @dataclass(frozen=True)
 class StoredPoint:
-    """A point as written to or read from a store. ``id`` is a UUID string."""
+    """A point as written to or read from a store. ``id`` is a UUID string.
+
+    ``vector`` is the one vector of a collection without named vectors; a collection with named vectors
+    takes ``vectors`` (name -> vector) and, read back, also gives the passage one as ``vector``.
+    """
 
     id: str
     payload: dict[str, Any]
     vector: list[float] | None = None
+    vectors: dict[str, Vector] | None = None
 
 
 @dataclass(frozen=True)
 class ScoredPoint:
-    """A search hit as a store returns it (cosine similarity as ``score``)."""
+    """A search hit as a store returns it: cosine similarity (or the query's fused score) as ``score``."""
 
     id: str
     score: float
     payload: dict[str, Any]
     vector: list[float] | None = None
+    vectors: dict[str, Vector] | None = None
+
+
+# --- the Query API, neutral ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Nearest:
+    """Score points by one named vector: cosine (dense), MaxSim (multivector query rows) or dot (sparse)."""
+
+    using: str
+    vector: Vector
+
+
+@dataclass(frozen=True)
+class Rrf:
+    """Fuse the prefetches by Qdrant's (weighted) reciprocal rank fusion with constant ``k``."""
+
+    k: int = 2
+    weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Boost:
+    """``$score[0] + boost`` where ``payload[field]`` matches any of ``values``, else ``$score[0]`` (0 if absent)."""
+
+    field: str
+    values: tuple[str, ...]
+    boost: float
+
+
+@dataclass(frozen=True)
+class Prefetch:
+    """A stage of candidates; ``filter`` is ANDed with the request's filter, which reaches every stage."""
+
+    query: Nearest | Rrf
+    limit: int
+    prefetch: tuple[Prefetch, ...] = ()
+    filter: Filter | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    """One request of :meth:`Store.query`: the last stage over the prefetches, the best ``limit`` kept."""
+
+    query: Nearest | Rrf | Boost
+    prefetch: tuple[Prefetch, ...] = ()
+    limit: int = 10
+    filter: Filter | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +175,19 @@ class CollectionParams:
     replication_factor: int | None = None
     write_consistency_factor: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Named vectors (hybrid collections); empty: one unnamed dense vector of vector_size.
+    vectors: dict[str, VectorSpec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Read back from JSON, the specs are dicts.
+        if any(isinstance(v, Mapping) for v in self.vectors.values()):
+            object.__setattr__(self, "vectors", {k: VectorSpec(**v) if isinstance(v, Mapping) else v
+                                                 for k, v in self.vectors.items()})
+
+    def size_of(self, name: str) -> int:
+        """The dimension of a dense or multivector named vector."""
+        spec = self.vectors[name]
+        return spec.size or self.vector_size
 
 
 @runtime_checkable
@@ -172,6 +277,23 @@ class Store(Protocol):
 
         With ``group_by``, at most one hit (the best) per distinct value of that payload field and
         ``limit`` groups.
+        """
+        ...
+
+    def query(
+        self,
+        name: str,
+        requests: Sequence[Query],
+        *,
+        group_by: str | None = None,
+        with_vectors: bool | Sequence[str] = False,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+    ) -> list[list[ScoredPoint]]:
+        """One batch of Query API requests (prefetches, fusion, boosts), in the engine; hits best first.
+
+        With ``group_by``, the first (best) hit per distinct value of that payload field, in the order of
+        the final scores, ``limit`` groups. ``with_vectors``: the named vectors to return with each hit.
         """
         ...
 

@@ -22,7 +22,7 @@ from typing import Any
 import qdrant_edge as qe
 
 from search.errors import CollectionNotFound, SearchError
-from search.stores.base import CollectionParams, Filter, ScoredPoint, StoredPoint
+from search.stores.base import PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint
 from search.stores.edge_files import (
     FORMAT_VERSION,
     SHARD_DIR,
@@ -32,12 +32,14 @@ from search.stores.edge_files import (
     fsync_dir,
     store_lock,
 )
+from search.stores.edge_fusion import neutral_vectors, point_vectors, run_queries
 from search.stores.edge_query import (
     DEFAULT_ACORN_MAX_SELECTIVITY,
     DEFAULT_FULL_SCAN_THRESHOLD,
     DEFAULT_HNSW_EF,
     edge_config,
     edge_filter,
+    group_keys,
     grouped,
     scored,
     search_params,
@@ -48,10 +50,8 @@ __all__ = ["EdgeStore", "DEFAULT_FULL_SCAN_THRESHOLD", "DEFAULT_HNSW_EF", "DEFAU
 
 
 def _stored(rec: Any, with_vectors: bool) -> StoredPoint:
-    vec = rec.vector if with_vectors else None
-    if isinstance(vec, dict):
-        vec = vec.get("")
-    return StoredPoint(id=str(rec.id), payload=dict(rec.payload or {}), vector=list(vec) if vec is not None else None)
+    vec, vecs = neutral_vectors(rec.vector if with_vectors else None)
+    return StoredPoint(id=str(rec.id), payload=dict(rec.payload or {}), vector=vec, vectors=vecs)
 
 
 def _refuse_if_aliased(name: str, aliases: Mapping[str, str]) -> None:
@@ -274,6 +274,10 @@ class EdgeStore:
             dim = h.params.vector_size
             batch = []
             for p in points:
+                if h.params.vectors:  # named vectors
+                    vecs = p.vectors if p.vectors is not None else ({PASSAGE_VECTOR: p.vector} if p.vector else {})
+                    batch.append(qe.Point(check_id(p.id), point_vectors(h.params, p.id, vecs), dict(p.payload)))
+                    continue
                 if p.vector is None:
                     raise ValueError(f"point {p.id} has no vector")
                 vec = list(map(float, p.vector))
@@ -335,7 +339,7 @@ class EdgeStore:
         if len(vectors) == 0:
             return []
         with self._pool.use(name) as h:
-            dim = h.params.vector_size
+            dim = h.params.size_of(PASSAGE_VECTOR) if h.params.vectors else h.params.vector_size
             queries = []
             for v in vectors:
                 q = [float(x) for x in v]
@@ -344,24 +348,51 @@ class EdgeStore:
                 queries.append(q)
             params = search_params(h.params, filtered=bool(filter), exact=exact, hnsw_ef=hnsw_ef, limit=limit)
 
-            def run(qs: list[list[float]], lim: int, extra: list[Sequence[Any]]) -> list[list[Any]]:
+            def run(qs: list[list[float]], lim: int, extra: list[Sequence[Any]], payload: Any = True) -> list[list[Any]]:
+                using = PASSAGE_VECTOR if h.params.vectors else None
                 reqs = [
                     qe.QueryRequest(
                         limit=lim,
-                        query=qe.Query.Nearest(q),
+                        query=qe.Query.Nearest(q, using=using),
                         filter=edge_filter(filter, ex),
                         score_threshold=score_threshold,
                         params=params,
-                        with_payload=True,
-                        with_vector=with_vectors,
+                        with_payload=payload,
+                        with_vector=with_vectors if payload is True else False,
                     )
                     for q, ex in zip(qs, extra)
                 ]
                 return h.shard.query_batch(qe.QueryBatchRequest(reqs))
 
+            def fetch(ids: list[str]) -> dict[str, Any]:
+                recs = h.shard.retrieve(ids, with_payload=True, with_vector=with_vectors) if ids else []
+                return {str(r.id): r for r in recs}
+
             if group_by is None:
                 return [[scored(p, with_vectors) for p in hits] for hits in run(queries, limit, [()] * len(queries))]
-            return grouped(queries, run, group_by, limit, with_vectors)
+            return grouped(queries, run, fetch, group_by, limit, with_vectors)
+
+    def query(
+        self,
+        name: str,
+        requests: Sequence[Query],
+        *,
+        group_by: str | None = None,
+        with_vectors: bool | Sequence[str] = False,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+    ) -> list[list[ScoredPoint]]:
+        """Query API requests (prefetch trees, RRF, boosts) in one engine batch; see :meth:`Store.query`."""
+        if not requests:
+            return []
+        with self._pool.use(name) as h:
+            p = h.params
+
+            def params_for(filtered: bool, limit: int) -> Any:
+                return search_params(p, filtered=filtered, exact=exact, hnsw_ef=hnsw_ef, limit=limit)
+
+            return run_queries(h.shard, p, requests, group_by=group_by, with_vectors=with_vectors,
+                               to_filter=edge_filter, search_params=params_for, scored=scored, keys_of=group_keys)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -12,10 +12,11 @@ from typing import Any
 import qdrant_edge as qe
 
 from search.stores.base import CollectionParams, Filter, ScoredPoint
+from search.stores.edge_fusion import named_vector_config, neutral_vectors
 
 __all__ = [
     "DEFAULT_FULL_SCAN_THRESHOLD", "DEFAULT_ACORN_MAX_SELECTIVITY", "DEFAULT_HNSW_EF", "DEFAULT_OVERSAMPLING",
-    "edge_filter", "edge_config", "search_params", "scored", "grouped",
+    "edge_filter", "edge_config", "search_params", "scored", "grouped", "group_keys",
 ]
 
 # Filtered searches whose filter matches fewer points than this (per segment, by the payload index's
@@ -60,18 +61,21 @@ def edge_config(params: CollectionParams) -> Any:
         quant = qe.ScalarQuantizationConfig(
             type=qe.ScalarType.Int8, quantile=float(params.extra.get("quantile", 0.99)), always_ram=True
         )
+    hnsw = qe.HnswIndexConfig(
+        m=params.hnsw_m,
+        ef_construct=params.hnsw_ef_construct,
+        full_scan_threshold=max(1, int(full_scan * kb_per_point)),
+        payload_m=params.extra.get("payload_m"),
+    )
+    memory = qe.Memory.Cold if params.on_disk_vectors else None
+    vectors: Any = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=memory)
+    sparse = None
+    if params.vectors:
+        vectors, sparse = named_vector_config(params, hnsw, memory)
     return qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(
-            size=dim,
-            distance=qe.Distance.Cosine,
-            memory=qe.Memory.Cold if params.on_disk_vectors else None,
-        ),
-        hnsw_config=qe.HnswIndexConfig(
-            m=params.hnsw_m,
-            ef_construct=params.hnsw_ef_construct,
-            full_scan_threshold=max(1, int(full_scan * kb_per_point)),
-            payload_m=params.extra.get("payload_m"),
-        ),
+        vectors=vectors or None,
+        sparse_vectors=sparse or None,
+        hnsw_config=hnsw,
         quantization_config=quant,
         optimizers=qe.EdgeOptimizersConfig(
             # Both thresholds are in KB of vectors for the engine, in points in CollectionParams.
@@ -99,36 +103,35 @@ def search_params(params: CollectionParams, *, filtered: bool, exact: bool, hnsw
     return qe.SearchParams(hnsw_ef=ef, exact=exact, quantization=quant, acorn=acorn)
 
 
-def scored(p: Any, with_vectors: bool) -> ScoredPoint:
+def scored(p: Any, with_vectors: Any) -> ScoredPoint:
     """A neutral :class:`ScoredPoint` of an engine hit."""
-    vec = p.vector if with_vectors else None
-    if isinstance(vec, dict):
-        vec = vec.get("")
-    return ScoredPoint(
-        id=str(p.id), score=float(p.score), payload=dict(p.payload or {}),
-        vector=list(vec) if vec is not None else None,
-    )
+    vec, vecs = neutral_vectors(p.vector if with_vectors else None)
+    return ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}), vector=vec, vectors=vecs)
 
 
-def _group_keys(value: Any) -> list[str | int]:
+def group_keys(value: Any) -> list[str | int]:
     """The groups a payload value puts a point in: each keyword or integer (as Qdrant groups)."""
     items = value if isinstance(value, list) else [value]
     return [v for v in items if isinstance(v, (str, int)) and not isinstance(v, bool)]
 
 
-Runner = Callable[[list[Any], int, list[Sequence[Any]]], list[list[Any]]]
+Runner = Callable[[list[Any], int, list[Sequence[Any]], Any], list[list[Any]]]
+Fetch = Callable[[list[str]], dict[str, Any]]
 
 
-def grouped(queries: list[Any], run: Runner, group_by: str, limit: int, with_vectors: bool) -> list[list[ScoredPoint]]:
+def grouped(queries: list[Any], run: Runner, fetch: Fetch, group_by: str, limit: int,
+            with_vectors: Any) -> list[list[ScoredPoint]]:
     """The best hit of each distinct ``group_by`` value, ``limit`` groups ordered by best score.
 
-    ``run(queries, limit, extra_conditions)`` runs one batch. The engine has no grouping, so this does
+    ``run(queries, limit, extra_conditions, with_payload)`` runs one batch; ``fetch(ids)`` reads the
+    records (payload and the vectors asked for) of the kept hits. The engine has no grouping, so this does
     what the Qdrant server does: search, keep the first (best) hit of each new value, then search again
-    excluding the values found (MatchExcept: a point with a list of values stays eligible while one of
-    its values is not found yet), until ``limit`` groups or no more hits. With exact search the result
-    is the exact grouping.
+    excluding the values found (MatchExcept: a point with a list of values stays eligible while one of its
+    values is not found yet), until ``limit`` groups or no more hits. The pages carry only the group field
+    (converting every candidate's whole payload was most of the cost of a grouped batch); the kept hits'
+    payloads come in one read at the end. With exact search the result is the exact grouping.
     """
-    groups: list[dict[Any, ScoredPoint]] = [{} for _ in queries]
+    groups: list[dict[Any, tuple[str, float]]] = [{} for _ in queries]
     page = [max(2 * limit, 16)] * len(queries)
     pending = list(range(len(queries)))
     while pending:
@@ -142,18 +145,28 @@ def grouped(queries: list[Any], run: Runner, group_by: str, limit: int, with_vec
                 extra.append([qe.FieldCondition(key=group_by, match=qe.MatchExcept(keys))])
             else:
                 extra.append([qe.FieldCondition(key=group_by, is_empty=False)])
-        results = run([queries[i] for i in pending], lim, extra)
+        results = run([queries[i] for i in pending], lim, extra, [group_by])
         still = []
         for i, hits in zip(pending, results):
             g = groups[i]
             before = len(g)
             for p in hits:
-                for key in _group_keys((p.payload or {}).get(group_by)):
+                payload = p.payload
+                for key in group_keys(payload.get(group_by) if payload else None):
                     if key not in g and len(g) < limit:
-                        g[key] = scored(p, with_vectors)
+                        g[key] = (str(p.id), float(p.score))
             if len(g) < limit and len(hits) == lim:
                 # More candidates remain; if this page found no new group, look deeper.
                 page[i] = max(2 * (limit - len(g)), 16) if len(g) > before else 2 * lim
                 still.append(i)
         pending = still
-    return [list(g.values()) for g in groups]
+    records = fetch(list(dict.fromkeys(pid for g in groups for pid, _ in g.values())))
+    out = []
+    for g in groups:
+        hits = []
+        for pid, score in g.values():
+            rec = records[pid]
+            vec, vecs = neutral_vectors(rec.vector if with_vectors else None)
+            hits.append(ScoredPoint(pid, score, dict(rec.payload or {}), vec, vecs))
+        out.append(hits)
+    return out

@@ -14,8 +14,17 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 
 from search.errors import CollectionNotFound, ConfigError, SearchError, StoreLocked
-from search.stores.base import CollectionParams, Filter, ScoredPoint, StoredPoint
+from search.stores.base import PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint
 from search.stores.qdrant_calls import RetryingCalls
+from search.stores.qdrant_fusion import (
+    candidate_pool,
+    layout_of,
+    to_filter,
+    neutral_vectors,
+    point_vector,
+    query_request,
+    vectors_config,
+)
 
 __all__ = ["QdrantClientStore", "DEFAULT_HNSW_EF"]
 
@@ -24,26 +33,13 @@ logger = logging.getLogger(__name__)
 DEFAULT_HNSW_EF = 256
 
 
-def _to_filter(flt: Filter | None) -> models.Filter | None:
-    if not flt:
-        return None
-    return models.Filter(
-        must=[
-            models.FieldCondition(
-                key=c.field,
-                match=models.MatchValue(value=c.values[0]) if len(c.values) == 1 else models.MatchAny(any=list(c.values)),
-            )
-            for c in flt.must
-        ]
-    )
+def _scored(p: Any) -> ScoredPoint:
+    return ScoredPoint(str(p.id), float(p.score), dict(p.payload or {}), *neutral_vectors(p.vector))
 
 
-def _vec(v: Any) -> list[float] | None:
-    if v is None:
-        return None
-    if isinstance(v, dict):  # named vectors: we use the unnamed default only
-        v = next(iter(v.values()), None)
-    return list(v) if v is not None else None
+def _group_keys(value: Any) -> list[Any]:
+    items = value if isinstance(value, list) else [value]
+    return [v for v in items if isinstance(v, (str, int)) and not isinstance(v, bool)]
 
 
 class QdrantClientStore(RetryingCalls):
@@ -57,6 +53,7 @@ class QdrantClientStore(RetryingCalls):
         self._retries = retries if kind == "server" else 1
         self._max_wait = max_wait
         self._secrets: tuple[str, ...] = ()
+        self._params: dict[str, CollectionParams] = {}  # layouts of the collections met (named vectors or not)
 
     # --- construction ----------------------------------------------------------------------------
     @classmethod
@@ -143,13 +140,14 @@ class QdrantClientStore(RetryingCalls):
             )
         elif params.quantization != "none":
             raise ConfigError(f"unknown quantization {params.quantization!r}; valid: none, int8")
+        dense_config, sparse_config = vectors_config(params, params.on_disk_vectors or None)
+        self._params[name] = params
         self._call(
             self._client.create_collection,
             done_on_retry=lambda exc: exc.status_code in (400, 409) and b"already exists" in (exc.content or b""),
             collection_name=name,
-            vectors_config=models.VectorParams(
-                size=params.vector_size, distance=models.Distance.COSINE, on_disk=params.on_disk_vectors or None
-            ),
+            vectors_config=dense_config,
+            sparse_vectors_config=sparse_config,
             # Below the full-scan threshold (in KB of vectors) a search scores every candidate exactly:
             # the same rule as the edge store, so small and very selective filtered searches stay exact.
             hnsw_config=models.HnswConfigDiff(
@@ -272,27 +270,20 @@ class QdrantClientStore(RetryingCalls):
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
         if not points:
             return
-        structs = [models.PointStruct(id=p.id, vector=list(p.vector or []), payload=p.payload) for p in points]
+        params = self._layout(name)
+        structs = [models.PointStruct(id=p.id, vector=point_vector(params, p.id, p.vector, p.vectors), payload=p.payload)
+                   for p in points]
         self._call(self._client.upsert, collection_name=name, points=structs, wait=True)
 
-    def set_payload(self, name: str, payloads: Mapping[str, Mapping[str, Any]]) -> None:
-        for pid, payload in payloads.items():
-            self._call(self._client.set_payload, collection_name=name, payload=dict(payload), points=[pid], wait=True)
-
-    def delete_points(self, name: str, ids: Sequence[str]) -> None:
-        if ids:
-            self._call(self._client.delete, collection_name=name,
-                       points_selector=models.PointIdsList(points=list(ids)), wait=True)
-
     def count(self, name: str, filter: Filter | None = None) -> int:
-        return self._on(name, self._client.count, collection_name=name, count_filter=_to_filter(filter), exact=True).count
+        return self._on(name, self._client.count, collection_name=name, count_filter=to_filter(filter), exact=True).count
 
     def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         if not ids:
             return []
         recs = self._on(name, self._client.retrieve, collection_name=name, ids=list(ids), with_payload=True,
                           with_vectors=with_vectors)
-        return [StoredPoint(id=str(r.id), payload=dict(r.payload or {}), vector=_vec(r.vector)) for r in recs]
+        return [StoredPoint(str(r.id), dict(r.payload or {}), *neutral_vectors(r.vector)) for r in recs]
 
     def scroll(self, name: str, with_vectors: bool = False, with_payload: bool | Sequence[str] = True,
                batch_size: int = 1000) -> Iterator[StoredPoint]:
@@ -302,9 +293,82 @@ class QdrantClientStore(RetryingCalls):
             recs, offset = self._on(name, self._client.scroll, collection_name=name, limit=batch_size, offset=offset,
                                       with_payload=payload_sel, with_vectors=with_vectors)
             for r in recs:
-                yield StoredPoint(id=str(r.id), payload=dict(r.payload or {}), vector=_vec(r.vector))
+                yield StoredPoint(str(r.id), dict(r.payload or {}), *neutral_vectors(r.vector))
             if offset is None:
                 return
+
+    def _layout(self, name: str) -> CollectionParams:
+        """The vector layout of a collection (or alias), read once per name from the collection's config."""
+        known = self._params.get(name)
+        if known is not None:
+            return known
+        layout = layout_of(self._on(name, self._client.get_collection, name))
+        self._params[name] = layout
+        return layout
+
+    def _search_params(self, filtered: bool, exact: bool, hnsw_ef: int | None, limit: int) -> Any:
+        # Local mode always searches exactly and warns about search params: send none there. On a server,
+        # HNSW searches use ef >= 256 and ACORN for filtered searches, which kept recall@10 >= 0.99 on
+        # real ESCO vectors with filters (docs/edge-store.md); the edge store uses the same defaults.
+        if self.kind != "server":
+            return None
+        return models.SearchParams(
+            exact=exact, hnsw_ef=hnsw_ef or max(DEFAULT_HNSW_EF, limit),
+            acorn=models.AcornSearchParams(enable=True, max_selectivity=0.9) if filtered else None,
+        )
+
+    def query(
+        self,
+        name: str,
+        requests: Sequence[Query],
+        *,
+        group_by: str | None = None,
+        with_vectors: bool | Sequence[str] = False,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+    ) -> list[list[ScoredPoint]]:
+        """Query API requests (prefetch trees, RRF, boosts) in one batch call; see :meth:`Store.query`.
+
+        Grouping is done as on the edge store (the whole candidate pool, first hit per group in the final
+        order), so both stores rank a collection alike.
+        """
+        if not requests:
+            return []
+        layout = self._layout(name)
+        wv: Any = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
+        reqs = [
+            query_request(layout, r, to_filter=to_filter,
+                          search_params=lambda f, r=r: self._search_params(f, exact, hnsw_ef, r.limit),
+                          limit=candidate_pool(r) if group_by else r.limit,
+                          with_payload=[group_by] if group_by else True, with_vector=False if group_by else wv)
+            for r in requests
+        ]
+        responses = self._on(name, self._client.query_batch_points, collection_name=name, requests=reqs)
+        if not group_by:
+            return [[_scored(p) for p in resp.points] for resp in responses]
+        out = []
+        for r, resp in zip(requests, responses):
+            seen: set[Any] = set()
+            chosen = []
+            for p in resp.points:
+                keys = _group_keys((p.payload or {}).get(group_by))
+                if keys and any(k not in seen for k in keys):
+                    seen.update(keys)
+                    chosen.append(p)
+                    if len(chosen) == r.limit:
+                        break
+            full = {str(x.id): x for x in self.retrieve_raw(name, [str(p.id) for p in chosen], wv)}
+            out.append([ScoredPoint(str(p.id), float(p.score), dict(full[str(p.id)].payload or {}),
+                                    *neutral_vectors(full[str(p.id)].vector if wv else None))
+                        for p in chosen if str(p.id) in full])
+        return out
+
+    def retrieve_raw(self, name: str, ids: Sequence[str], with_vectors: Any) -> list[Any]:
+        """The client's records of ``ids`` (payload and the vectors asked for)."""
+        if not ids:
+            return []
+        return list(self._on(name, self._client.retrieve, collection_name=name, ids=list(ids), with_payload=True,
+                             with_vectors=with_vectors))
 
     def search(
         self,
@@ -319,43 +383,27 @@ class QdrantClientStore(RetryingCalls):
         hnsw_ef: int | None = None,
         with_vectors: bool = False,
     ) -> list[list[ScoredPoint]]:
-        qfilter = _to_filter(filter)
-        # Local mode always searches exactly and warns about search params: send none there. On a server,
-        # HNSW searches use ef >= 256 and ACORN for filtered searches, which kept recall@10 >= 0.99 on
-        # real ESCO vectors with filters (docs/edge-store.md); the edge store uses the same defaults.
-        params = None
-        if self.kind == "server":
-            params = models.SearchParams(
-                exact=exact,
-                hnsw_ef=hnsw_ef or max(DEFAULT_HNSW_EF, limit),
-                acorn=models.AcornSearchParams(enable=True, max_selectivity=0.9) if filter else None,
-            )
+        qfilter = to_filter(filter)
+        params = self._search_params(bool(filter), exact, hnsw_ef, limit)
+        using = PASSAGE_VECTOR if self._layout(name).vectors else None
         if group_by:
             out: list[list[ScoredPoint]] = []
             for v in vectors:
                 res = self._on(
                     name, self._client.query_points_groups,
-                    collection_name=name, group_by=group_by, query=list(v), query_filter=qfilter,
+                    collection_name=name, group_by=group_by, query=list(v), using=using, query_filter=qfilter,
                     search_params=params, limit=limit, group_size=1, with_payload=True,
                     with_vectors=with_vectors, score_threshold=score_threshold,
                 )
-                out.append([
-                    ScoredPoint(id=str(g.hits[0].id), score=float(g.hits[0].score),
-                                payload=dict(g.hits[0].payload or {}), vector=_vec(g.hits[0].vector))
-                    for g in res.groups if g.hits
-                ])
+                out.append([_scored(g.hits[0]) for g in res.groups if g.hits])
             return out
         requests = [
-            models.QueryRequest(query=list(v), filter=qfilter, params=params, limit=limit,
+            models.QueryRequest(query=list(v), using=using, filter=qfilter, params=params, limit=limit,
                                 score_threshold=score_threshold, with_payload=True, with_vector=with_vectors)
             for v in vectors
         ]
         responses = self._on(name, self._client.query_batch_points, collection_name=name, requests=requests)
-        return [
-            [ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}), vector=_vec(p.vector))
-             for p in resp.points]
-            for resp in responses
-        ]
+        return [[_scored(p) for p in resp.points] for resp in responses]
 
     def close(self) -> None:
         self._client.close()

@@ -416,3 +416,180 @@ def test_a_batch_of_thousands_equals_the_queries_one_by_one(tmp_path, one_per_co
             assert all(len({h.concept_uri for h in hits}) == len(hits) for hits in batch)
     finally:
         store.close()
+
+
+# --- hybrid mode --------------------------------------------------------------------------------------------
+HYBRID_SKILLS = [
+    ("bake bread", ["make bread", "bread baking"], "Prepare dough and bake loaves in an oven.", "skill/competence"),
+    ("bakery products", ["baked goods"], "Knowledge of breads, pastries and cakes.", "knowledge"),
+    ("repair bicycles", ["fix bikes", "bicycle mechanics"], "Mend brakes, gears and wheels of bicycles.", "skill/competence"),
+    ("Python (computer programming)", ["Python", "python coding"], "Techniques of software development in Python.", "knowledge"),
+    ("write Python scripts", ["automate tasks with Python"], "Automate routine tasks with small programs.", "skill/competence"),
+    ("bookkeeping", ["keep books", "book-keeping"], "Record the financial transactions of a company.", "knowledge"),
+    ("manage staff", ["lead a team", "supervise employees"], "Plan and direct the work of employees.", "skill/competence"),
+    ("care for elderly people", ["elderly care", "geriatric care"], "Assist older people with daily activities.", "skill/competence"),
+    ("drive trucks", ["operate lorries", "truck driving"], "Drive heavy goods vehicles safely.", "skill/competence"),
+    ("first aid", ["emergency first aid"], "Give immediate help to injured or ill people.", "knowledge"),
+    ("weld metal", ["metal welding", "arc welding"], "Join metal parts by melting them together.", "skill/competence"),
+    ("teach mathematics", ["maths teaching"], "Instruct students in mathematics.", "skill/competence"),
+]
+
+
+def _hybrid_collection(store, encoder, name: str, *, hybrid_reps: bool = True) -> list:
+    """A collection of HYBRID_SKILLS written like ingest writes hybrid ones (or a dense-only one)."""
+    from search import hybrid as h
+    from search.schema import KEYWORD_FIELDS, passage_text, point_id
+    from search.stores import CollectionParams, StoredPoint, VectorSpec
+
+    bm25 = h.Bm25Terms("en", avg_len=4.0)
+    passages = encoder.encode_passages([passage_text(p, d) for p, _, d, _ in HYBRID_SKILLS])
+    points = []
+    for i, ((pref, alts, desc, kind), pv) in enumerate(zip(HYBRID_SKILLS, passages)):
+        uri = f"http://data.europa.eu/esco/skill/h{i:03d}"
+        pid = point_id(uri, "en")
+        labels = h.skill_labels(pref, alts)
+        payload = {"concept_uri": uri, "preferred_label": pref, "description": desc, "language": "en",
+                   "skill_type": kind, "alt_labels": alts, "status": "released", h.LABEL_KEYS_FIELD: h.label_keys(labels)}
+        if not hybrid_reps:
+            points.append(StoredPoint(pid, payload, pv.tolist()))
+            continue
+        rows = encoder.encode_queries(labels)
+        points.append(StoredPoint(pid, payload, vectors={
+            h.PASSAGE: pv.tolist(), h.PREF: rows[0].tolist(), h.LABELS: rows.tolist(),
+            h.BM25: bm25.document(h.bm25_document(labels), pid)}))
+    meta = {**encoder.describe(), "languages": ["en"], "esco_version": "test"}
+    if hybrid_reps:
+        meta["representations"] = {h.PASSAGE: {"kind": "dense"}, h.PREF: {"kind": "dense"},
+                                   h.LABELS: {"kind": "multivector"}, h.BM25: {"kind": "sparse", **bm25.describe()}}
+        params = CollectionParams(vector_size=encoder.dimension, vectors={
+            h.PASSAGE: VectorSpec(), h.PREF: VectorSpec(), h.LABELS: VectorSpec("multivector", index=False),
+            h.BM25: VectorSpec("sparse")})
+    else:
+        params = CollectionParams(vector_size=encoder.dimension)
+    store.create_collection(name, params, meta, [*KEYWORD_FIELDS, h.LABEL_KEYS_FIELD])
+    store.upsert(name, points)
+    return points
+
+
+@pytest.fixture(scope="module", params=["edge", "local"])
+def hybrid_searcher(request, tmp_path_factory, encoder):
+    from search.settings import SearchSettings
+    from tests.conftest import make_settings
+
+    tmp = tmp_path_factory.mktemp(f"hybrid-{request.param}")
+    settings = make_settings(tmp, request.param, model=encoder.model_name)
+    store = open_store(settings)
+    _hybrid_collection(store, encoder, "skills_h1")
+    _hybrid_collection(store, encoder, "skills_dense", hybrid_reps=False)
+    store.switch_alias(settings.collection, "skills_h1")
+    s = SkillSearch(SearchSettings(**settings.model_dump(include=set(SearchSettings.model_fields))),
+                    encoder=encoder, store=store)
+    yield s
+    store.close()
+
+
+def test_hybrid_puts_an_exact_label_match_first(hybrid_searcher):
+    s = hybrid_searcher
+    # An alternative label, in another case and spacing: that skill first (dense ranks it lower or not at all).
+    hits = s.search("  FIX   bikes ", limit=5, mode="hybrid")
+    assert hits[0].preferred_label == "repair bicycles"
+    for text, want in [("Python", "Python (computer programming)"), ("keep books", "bookkeeping"),
+                       ("Elderly Care", "care for elderly people")]:
+        assert s.search(text, limit=3, mode="hybrid")[0].preferred_label == want, text
+    # a filter applies to the promoted skill too: "Python" is knowledge, not skill/competence
+    hits = s.search("Python", limit=3, mode="hybrid", skill_type="skill/competence")
+    assert hits and all(h.skill_type == "skill/competence" for h in hits)
+
+
+def test_hybrid_score_is_the_best_cosine_and_thresholds_cut_on_it(hybrid_searcher, encoder):
+    s = hybrid_searcher
+    text = "mend the brakes of a bike"
+    hits = s.search(text, limit=12, mode="hybrid", threshold=-1.0)
+    assert len(hits) == len(HYBRID_SKILLS)
+    q = encoder.encode_queries([text])[0]
+    from search.schema import passage_text
+
+    by_label = {p: (a, d) for p, a, d, _ in HYBRID_SKILLS}
+    for h_ in hits:
+        alts, desc = by_label[h_.preferred_label]
+        pv = encoder.encode_passages([passage_text(h_.preferred_label, desc)])[0]
+        rows = encoder.encode_queries([h_.preferred_label, *alts])
+        want = max(float(q @ pv), float(np.max(rows @ q)))
+        assert h_.score == pytest.approx(want, abs=2e-4)
+    thr = sorted(h_.score for h_ in hits)[len(hits) // 2]
+    cut = s.search(text, limit=12, mode="hybrid", threshold=thr)
+    assert cut and len(cut) < len(hits) and all(h_.score >= thr for h_ in cut)
+    assert [h_.concept_uri for h_ in cut] == [h_.concept_uri for h_ in hits if h_.score >= thr]  # fused order kept
+
+
+def test_hybrid_equals_the_numpy_reference_under_filters(hybrid_searcher, encoder):
+    from search import hybrid as h
+    from search.modes import hybrid_query
+    from search.stores import Condition, Filter
+
+    s = hybrid_searcher
+    target = s.store.resolve_alias(s.collection)
+    stored = list(s.store.scroll(target, with_vectors=True))
+    def as_ref(vectors):  # the store's SparseVector as the reference takes it
+        return {k: (v.indices, v.values) if k == h.BM25 else v for k, v in vectors.items()}
+
+    from search.hybrid_reference import ExactIndex
+
+    ix = ExactIndex.from_points((p.id, as_ref(p.vectors), p.payload) for p in stored)
+    bm25 = h.Bm25Terms("en", avg_len=4.0)
+    for text in ["bake bread", "fix bikes", "write small programs to automate my work", "the", "Python"]:
+        for flt in [{}, {"skill_type": "knowledge"}, {"skill_type": "skill/competence"}]:
+            mask = np.array([not flt or p.payload["skill_type"] == flt["skill_type"] for p in stored])
+            q = encoder.encode_queries([text])[0]
+            ref = ix.search("hybrid", q, text, bm25=bm25, mask=mask, limit=5, fusion=h.HYBRID_FUSION)
+            # the store's answer to the searcher's request: the reference's fused scores, ids equal up to ties
+            # (RRF sums tie when two legs of weight 1 swap two points; the engine orders ties arbitrarily)
+            neutral = Filter((Condition("skill_type", (flt["skill_type"],)),)) if flt else None
+            req = hybrid_query(q, text, bm25.query(text), h.HYBRID_FUSION, neutral, 5)
+            engine, = s.store.query(target, [req])
+            assert [g.score for g in engine] == pytest.approx([r.fused for r in ref], rel=1e-5), (text, flt)
+            tied = {}
+            for r in ref:
+                tied.setdefault(round(r.fused, 5), set()).add(r.id)
+            assert all(g.id in tied[round(g.score, 5)] for g in engine), (text, flt)
+            # the searcher serves that order, with the reference's cosine as score
+            got = s.search(text, limit=5, mode="hybrid", threshold=-1.0, one_per_concept=False, **flt)
+            every = {r.id: r for r in ix.search("hybrid", q, text, bm25=bm25, mask=mask, limit=len(stored),
+                                                fusion=h.HYBRID_FUSION)}
+            id_of = {p.payload["concept_uri"]: p.id for p in stored}
+            served = [every[id_of[g.concept_uri]] for g in got]
+            assert [r.fused for r in served] == pytest.approx([r.fused for r in ref], rel=1e-5), (text, flt)
+            assert [g.score for g in got] == pytest.approx([r.score for r in served], abs=1e-4)
+
+
+def test_hybrid_batch_equals_single_calls_and_groups(hybrid_searcher):
+    s = hybrid_searcher
+    texts = ["bake bread", "FIX BIKES", "lead a team of nurses", "weld steel pipes", "Python"] * 3
+    batch = s.search_batch(texts, limit=4, mode="hybrid")
+    for t, hits in zip(texts, batch):
+        single = s.search(t, limit=4, mode="hybrid")
+        # same hits; where RRF sums tie (tiny set, two legs of weight 1) the engine orders ties arbitrarily
+        assert {h.concept_uri for h in hits} == {h.concept_uri for h in single}, t
+        assert hits[0].concept_uri == single[0].concept_uri or hits[0].score == pytest.approx(single[0].score)
+        assert len({h.concept_uri for h in hits}) == len(hits) == 4
+
+
+def test_a_mode_the_collection_lacks_is_refused(hybrid_searcher, encoder):
+    from search.errors import SearchError
+    from search.settings import SearchSettings
+
+    s = hybrid_searcher
+    dense_only = SkillSearch(s.settings.model_copy(update={"collection": "skills_dense"}), encoder=encoder, store=s.store)
+    with pytest.raises(SearchError, match="labels, bm25.*re-ingest") as err:
+        dense_only.search("bake bread", mode="hybrid")
+    assert "mode='dense'" in str(err.value) and "pref" in str(err.value)
+    # default (no mode set): dense, and dense on request
+    assert dense_only.search("bake bread", limit=1)[0].preferred_label == "bake bread"
+    assert dense_only.search("bake bread", limit=1, mode="dense")[0].preferred_label == "bake bread"
+    set_hybrid = SkillSearch(s.settings.model_copy(update={"collection": "skills_dense", "search_mode": "hybrid"}),
+                             encoder=encoder, store=s.store)
+    with pytest.raises(SearchError, match="re-ingest"):
+        set_hybrid.search("bake bread")
+    with pytest.raises(SearchError, match="unknown search mode 'sparse'"):
+        s.search("bake bread", mode="sparse")
+    assert SearchSettings(_env_file=None, search_mode="hybrid").search_mode == "hybrid"

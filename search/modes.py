@@ -1,0 +1,134 @@
+"""The search modes as store requests: what ``dense`` and ``hybrid`` ask the store, and the ``score`` of a hit.
+
+``hybrid`` is one Query API request (:class:`search.stores.Query`) per text: a prefetch per representation
+(the passage, the label rows by MaxSim, BM25 over the labels), all under the call's filter, fused by weighted
+RRF in the engine, and skills whose label equals the query boosted to the top (:data:`hybrid.PROMOTION_BOOST`).
+Hits keep the fused order; their ``score`` is the best cosine of the query with the passage or any label
+(:func:`hybrid.display_score`), computed here from the vectors the store returns, so a threshold keeps its
+meaning. The request shape is the one :class:`hybrid.ExactIndex` computes in numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from search import hybrid
+from search.errors import SearchError
+from search.stores import (
+    Boost,
+    Condition,
+    Filter,
+    Nearest,
+    Prefetch,
+    Query,
+    Rrf,
+    ScoredPoint,
+    SparseVector,
+)
+
+__all__ = ["resolve_mode", "hybrid_query", "bm25_terms", "with_display_scores", "HYBRID_VECTORS"]
+
+#: The vectors a hybrid hit comes back with, to compute its ``score``.
+HYBRID_VECTORS = (hybrid.PASSAGE, hybrid.LABELS)
+
+
+def resolve_mode(asked: str | None, setting: str | None, metadata: Mapping[str, Any], collection: str) -> str:
+    """The mode of one call: ``asked`` (``mode=``), else the setting (``ESCO_SEARCH_MODE``), else ``dense``
+    (today's search; hybrid is asked for until the measured default is switched on, see docs).
+
+    Raises:
+        SearchError: an unknown mode, or a mode (asked or set) the collection was not built for; the message
+            names what is missing and how to re-ingest.
+    """
+    chosen = asked if asked is not None else setting
+    if chosen is None:
+        return hybrid.DENSE
+    try:
+        mode = hybrid.check_mode(chosen)
+    except ValueError as exc:
+        raise SearchError(str(exc)) from None
+    refusal = hybrid.mode_refusal(mode, metadata, collection)
+    if refusal is not None:
+        raise SearchError(refusal)
+    return mode
+
+
+def bm25_terms(metadata: Mapping[str, Any], language: str | None) -> hybrid.Bm25Terms:
+    """The BM25 tokenizer the ingest recorded for ``language`` (else the collection's first language)."""
+    rep = dict((metadata.get("representations") or {}).get(hybrid.BM25) or {})
+    per_lang = rep.get("languages")
+    langs = list(metadata.get("languages") or ["en"])
+    lang = language if language in (per_lang or {}) or (language in langs) else langs[0]
+    desc = dict(per_lang.get(lang) or {}) if isinstance(per_lang, Mapping) else rep
+    kwargs = {k: float(desc[k]) for k in ("avg_len", "k", "b") if desc.get(k) is not None}
+    terms = hybrid.Bm25Terms(str(desc.get("language") or lang), **kwargs)  # type: ignore[arg-type]
+    recorded = desc.get("probe")
+    if recorded is not None and list(recorded) != terms.describe()["probe"]:
+        raise SearchError(
+            f"the collection's BM25 terms ({lang}) were made by another tokenizer than this environment's "
+            f"qdrant-edge-py: search with mode='dense' (ESCO_SEARCH_MODE=dense), or re-ingest the release here"
+        )
+    return terms
+
+
+def hybrid_query(vector: Sequence[float], text: str, terms: hybrid.SparseTerms | None, fusion: hybrid.FusionParams,
+                 flt: Filter | None, limit: int) -> Query:
+    """The served hybrid request for one query (see the module docstring).
+
+    Legs: ``passage`` and ``pref`` (dense), ``bm25`` (sparse, skipped when the query has only stopwords) and
+    ``labels`` (MaxSim), which rescores the union of its candidate legs (``fusion.labels_candidates``) or
+    scans every point when there are none; RRF over ``fusion.representations``; then the exact-label boost.
+    """
+    vec = [float(x) for x in vector]
+    L = fusion.prefetch_limit
+    has_terms = terms is not None and len(terms.indices) > 0
+    legs: dict[str, Prefetch] = {
+        hybrid.PASSAGE: Prefetch(Nearest(hybrid.PASSAGE, vec), L),
+        hybrid.PREF: Prefetch(Nearest(hybrid.PREF, vec), L),
+    }
+    if has_terms:
+        assert terms is not None
+        legs[hybrid.BM25] = Prefetch(Nearest(hybrid.BM25, SparseVector(tuple(terms.indices), tuple(terms.values))), L)
+    candidates = tuple(legs[r] for r in fusion.labels_candidates if r in legs)
+    legs[hybrid.LABELS] = Prefetch(Nearest(hybrid.LABELS, [vec]), L, candidates)
+    used = [(r, w) for r, w in zip(fusion.representations, fusion.weights) if r in legs]
+    unknown = [r for r in fusion.representations if r not in legs and r != hybrid.BM25]
+    if unknown:
+        raise ValueError(f"unknown representation(s) {', '.join(unknown)} in the fusion parameters")
+    rrf = Rrf(k=fusion.k, weights=tuple(float(w) for _, w in used))
+    fused_legs = tuple(legs[r] for r, _ in used)
+    key = hybrid.label_key(text)
+    if not (fusion.promote_exact and key):
+        return Query(rrf, fused_legs, limit, flt or None)
+    # the fused stage keeps every candidate (the union of the legs), so the boost sees their fused scores
+    fused = Prefetch(rrf, L * len(fusion.representations), fused_legs)
+    exact = Prefetch(Nearest(hybrid.PASSAGE, vec), limit, filter=Filter((Condition(hybrid.LABEL_KEYS_FIELD, (key,)),)))
+    return Query(Boost(hybrid.LABEL_KEYS_FIELD, (key,), hybrid.PROMOTION_BOOST), (fused, exact), limit, flt or None)
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    nb = np.linalg.norm(b, axis=-1)
+    return (b @ a) / np.maximum(nb * max(float(np.linalg.norm(a)), 1e-12), 1e-12)
+
+
+def with_display_scores(query_vector: Sequence[float], hits: Sequence[ScoredPoint],
+                        threshold: float | None) -> list[ScoredPoint]:
+    """Hybrid hits in fused order with ``score`` = the best cosine of passage and labels; below ``threshold`` dropped."""
+    q = np.asarray(query_vector, dtype=np.float32)
+    out = []
+    for p in hits:
+        vecs = p.vectors or {}
+        passage = vecs.get(hybrid.PASSAGE, p.vector)
+        if passage is None:
+            raise SearchError(f"the store returned hit {p.id} without its passage vector")
+        best = float(_cos(q, np.asarray(passage, dtype=np.float32)))
+        rows = vecs.get(hybrid.LABELS)
+        lab = float(np.max(_cos(q, np.asarray(rows, dtype=np.float32)))) if rows else None
+        score = hybrid.display_score(best, lab)
+        if threshold is not None and score < threshold:
+            continue
+        out.append(ScoredPoint(p.id, score, p.payload))
+    return out

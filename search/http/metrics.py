@@ -64,6 +64,8 @@ class ServiceMetrics:
         return wrapper  # type: ignore[return-value]
 
     def instrument(self, searcher: Any) -> None:
-        """Time the searcher's encoder calls and store searches (wraps the two methods on the instances)."""
+        """Time the searcher's encoder calls and store searches (wraps the methods on the instances)."""
         searcher.encoder.encode_queries = self.timed(searcher.encoder.encode_queries, self.encoder_seconds)
-        searcher.store.search = self.timed(searcher.store.search, self.store_seconds)
+        for name in ("search", "query"):  # dense searches, and fused (hybrid) queries where the store has them
+            if callable(getattr(searcher.store, name, None)):
+                setattr(searcher.store, name, self.timed(getattr(searcher.store, name), self.store_seconds))

@@ -33,10 +33,12 @@ class SearchOptions(BaseModel):
     status: Values = Field(default=None, description="ESCO status (released)")
     one_per_concept: bool | None = Field(default=None, description="at most one hit per skill (default: when "
                                          "several languages are indexed and not one is asked for)")
+    mode: str | None = Field(default=None, description="dense or hybrid (default: the setting, else hybrid where "
+                             "the collection holds every representation, else dense)")
 
     def search_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``SkillSearch.search`` / ``search_batch``."""
-        return self.model_dump(exclude={"text", "texts"})
+        """The keyword arguments of ``SkillSearch.search`` / ``search_batch`` (``mode`` only when given)."""
+        return self.model_dump(exclude={"text", "texts"} | ({"mode"} if self.mode is None else set()))
 
 
 class SearchRequest(SearchOptions):

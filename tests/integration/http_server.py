@@ -97,3 +97,25 @@ class Server:
                 self.proc.wait(10)
         self._log.close()
         return int(self.proc.returncode)
+
+
+# --- assertions shared by the HTTP tests ------------------------------------------------------------
+def no_trace(resp: httpx.Response) -> None:
+    for marker in ("Traceback", 'File "', "site-packages", ".py\", line"):
+        assert marker not in resp.text, resp.text
+
+
+def assert_error(resp: httpx.Response, status: int, kind: str, *needles: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error"] == kind and isinstance(body["detail"], str) and body["detail"], body
+    for needle in needles:
+        assert needle in body["detail"], (needle, body)
+    no_trace(resp)
+    return body
+
+
+def in_flight(url: str) -> float:
+    (line,) = [ln for ln in httpx.get(url + "/metrics").text.splitlines()
+               if ln.startswith("esco_http_requests_in_flight ")]
+    return float(line.split()[1])

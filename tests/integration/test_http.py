@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import inspect
 import json
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +22,7 @@ from ingest.build import run
 from search import SkillSearch
 from tests.conftest import make_settings
 from tests.helpers import MINI_V11, MINI_V12, fixtures
-from tests.integration.http_server import Server, free_port, server_env
+from tests.integration.http_server import Server, assert_error, server_env
 
 KEYS = ("test-key-alpha-1", "test-key-beta-22")
 ORIGIN = "http://allowed.example"
@@ -35,26 +33,10 @@ FILTERS: list[dict[str, Any]] = [
     {}, {"skill_type": "knowledge"}, {"language": "de"}, {"reuse_level": ["transversal", "cross-sector"]},
     {"limit": 3, "threshold": 0.2}, {"skill_type": "skill/competence", "language": "en", "limit": 4},
 ]
-QDRANT_KEY = "qdrant-secret-key-9f3b7c"
 # Where the library has search modes: answers are compared in exact order in the dense mode; the order of
 # tied fused ranks in the hybrid mode is not yet the same in two processes (see same_hits).
 HAS_MODES = "mode" in inspect.signature(SkillSearch.search).parameters
 DENSE: dict[str, Any] = {"mode": "dense"} if HAS_MODES else {}
-
-
-def no_trace(resp: httpx.Response) -> None:
-    for marker in ("Traceback", 'File "', "site-packages", ".py\", line"):
-        assert marker not in resp.text, resp.text
-
-
-def assert_error(resp: httpx.Response, status: int, kind: str, *needles: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert body["error"] == kind and isinstance(body["detail"], str) and body["detail"], body
-    for needle in needles:
-        assert needle in body["detail"], (needle, body)
-    no_trace(resp)
-    return body
 
 
 # --- fixtures --------------------------------------------------------------------------------------
@@ -91,12 +73,6 @@ def local(store_settings, encoder):
     """The same collection searched in-process: the reference for every answer."""
     with SkillSearch(store_settings, encoder=encoder) as s:
         yield s
-
-
-def in_flight(url: str) -> float:
-    (line,) = [ln for ln in httpx.get(url + "/metrics").text.splitlines()
-               if ln.startswith("esco_http_requests_in_flight ")]
-    return float(line.split()[1])
 
 
 def same_hits(got: list[dict[str, Any]], want: list[Any], ordered: bool = True) -> None:
@@ -408,77 +384,3 @@ def test_alias_switch_while_serving(client, store_settings, encoder) -> None:
     assert hits and {h["esco_version"] for h in hits} == {"v1.2.9"}
     skill = client.get(f"/v1/skills/{fixtures().SKILL['bread']}").json()
     assert skill["payloads"]["en"]["esco_version"] == "v1.2.9"
-
-
-# --- a service started before the first ingest; open (no keys), CORS off; graceful stop -------------
-def test_ready_only_once_a_collection_exists_then_open_and_graceful_stop(tmp_path: Path, minilm_path, encoder) -> None:
-    settings = make_settings(tmp_path, "edge", model=minilm_path)
-    (tmp_path / "store").mkdir()
-    server = Server(server_env(settings, load_retry_seconds=1), tmp_path, tmp_path / "late.log")
-    try:
-        server.wait_listening()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # until the first attempt has failed (the model loads first)
-            body = httpx.get(server.url + "/readyz").json()
-            if "not found" in body["detail"]:
-                break
-            time.sleep(0.3)
-        assert_error(httpx.get(server.url + "/readyz"), 503, "NotReady", "'esco_skills' not found",
-                     "esco-ingest --release")
-        resp = httpx.post(server.url + "/v1/search", json={"text": "bread"})
-        assert_error(resp, 503, "NotReady", "loading the model", "not found")
-        assert resp.headers["retry-after"] == "5"
-        assert httpx.get(server.url + "/healthz").status_code == 200
-        run(settings, [MINI_V11], ["en"], encoder=encoder, progress=False)
-        server.wait_ready(60)
-        # open without keys; CORS off: no browser origin is allowed
-        assert httpx.post(server.url + "/v1/search", json={"text": "bread", "limit": 2}).status_code == 200
-        pre = httpx.options(server.url + "/v1/search", headers={"Origin": "http://allowed.example",
-                                                               "Access-Control-Request-Method": "POST"})
-        assert "access-control-allow-origin" not in pre.headers
-        got = httpx.post(server.url + "/v1/search", json={"text": "bread"}, headers={"Origin": "http://a.example"})
-        assert got.status_code == 200 and "access-control-allow-origin" not in got.headers
-        # SIGTERM while requests are open: they are answered, then the process exits cleanly
-        with ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(httpx.post, server.url + "/v1/search/batch",
-                                   json={"texts": QUERIES * 4, "limit": 5}, timeout=60) for _ in range(4)]
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and in_flight(server.url) < 5:  # the 4, and the /metrics request
-                time.sleep(0.05)
-            code = server.stop()
-            answers = [f.result() for f in futures]
-        # uvicorn ends by re-raising the SIGTERM it handled (after the shutdown), so -15 is a clean stop too
-        assert code in (0, -signal.SIGTERM), server.log()[-3000:]
-        assert "Application shutdown complete" in server.log() and "Finished server process" in server.log()
-        assert all(a.status_code == 200 and len(a.json()) == 20 for a in answers)
-        assert "Traceback" not in server.log()
-    finally:
-        server.stop()
-
-
-# --- the Qdrant API key never leaves the server ----------------------------------------------------
-def test_the_qdrant_api_key_never_shows(tmp_path: Path, minilm_path) -> None:
-    settings = make_settings(tmp_path, "edge", model=minilm_path)
-    env = server_env(settings, load_retry_seconds=1)
-    env.pop("ESCO_QDRANT_PATH")
-    env.pop("ESCO_EMBEDDED_ENGINE")
-    env.update({"ESCO_QDRANT_URL": f"http://127.0.0.1:{free_port()}", "ESCO_QDRANT_API_KEY": QDRANT_KEY,
-                "ESCO_QDRANT_RETRIES": "1", "ESCO_QDRANT_TIMEOUT": "2"})
-    server = Server(env, tmp_path, tmp_path / "unreachable.log")
-    try:
-        server.wait_listening()
-        deadline = time.monotonic() + 120
-        body: dict[str, Any] = {}
-        while time.monotonic() < deadline and "Qdrant" not in body.get("detail", ""):
-            body = httpx.get(server.url + "/readyz").json()
-            time.sleep(0.3)
-        answers = [httpx.get(server.url + "/readyz"), httpx.get(server.url + "/v1/collection"),
-                   httpx.post(server.url + "/v1/search", json={"text": "bread"}), httpx.get(server.url + "/metrics"),
-                   httpx.get(server.url + "/v1/skills/x"), httpx.get(server.url + "/openapi.json")]
-        assert_error(answers[0], 503, "NotReady", "QdrantUnavailable")
-        for resp in answers:
-            assert QDRANT_KEY not in resp.text and QDRANT_KEY not in str(resp.headers)
-            no_trace(resp)
-    finally:
-        server.stop()
-    assert QDRANT_KEY not in server.log()

@@ -110,6 +110,25 @@ def main() -> None:
                              "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
                              "cpu_p50_ms": percentile(cpu, 50), "cpu_p95_ms": percentile(cpu, 95)})
 
+        # The same vectors with the hit's payload fields only: what a title search costs once the store's search
+        # selects payload fields (a request to the store's owner; ~10 KB of payload per point otherwise).
+        from search.occupations.title import HIT_FIELDS, _selects_payload
+        from search.stores import CollectionParams, StoredPoint
+
+        light = "bench_light_occupations"
+        if not store.collection_exists(light):
+            store.create_collection(light, CollectionParams(vector_size=enc.dimension), {}, ["language"])
+            pts = list(store.scroll(st.target, with_vectors=True, with_payload=HIT_FIELDS))
+            for i in range(0, len(pts), 256):
+                store.upsert(light, [StoredPoint(p.id, p.payload, p.vector) for p in pts[i:i + 256]])
+            store.optimize(light)
+        for name, coll in (("store.search, full payload", st.target), ("store.search, hit fields only", light)):
+            ms, cpu = _timed(lambda it, c=coll: store.search(c, [it[1].tolist()], limit=10), free)
+            rows.append({"queries": name, "search": "index", "n": len(free), "p50_ms": percentile(ms, 50),
+                         "p95_ms": percentile(ms, 95), "cpu_p50_ms": percentile(cpu, 50),
+                         "cpu_p95_ms": percentile(cpu, 95)})
+        selects = _selects_payload(store)
+
         related = sorted(st.index.skill_to_occupations)
         rnd = random.Random(1)
         sets = []
@@ -130,7 +149,8 @@ def main() -> None:
     print(f"release {release.esco_version} {args.language}: {n_occ} occupations, {n_rel} relations; read {read_s:.1f} s, "
           f"build {build_s:.1f} s ({summary.encoded} encoded, {summary.reused} reused); index load {load_ms:.0f} ms; "
           f"query encoding {encode_ms:.2f} ms/title ({Path(model).name})")
-    print("\ntitle search, search side (embedding given):")
+    print(f"\ntitle search, search side (embedding given; the store {'selects' if selects else 'cannot select'} "
+          "payload fields):")
     print(table(rows))
     print("\nskills -> occupations (ranked and explained, limit 10):")
     print(table(rows_cov))

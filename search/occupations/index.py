@@ -8,6 +8,7 @@ Works on any object with ``encoder``, ``store`` and ``settings`` (:class:`Occupa
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -136,11 +137,17 @@ class OccupationIndex:
 
 @dataclass
 class OccupationState:
-    """The collection an alias serves now, its metadata and index."""
+    """The collection an alias serves now, its metadata and index; ``at``: when the alias was last resolved."""
 
     target: str
     meta: dict[str, Any]
     index: OccupationIndex
+    at: float = 0.0
+
+
+#: Seconds an alias resolution is trusted (a switch is seen within this time; a search that meets the old
+#: collection deleted resolves again at once). Resolving costs stats of the alias file on the embedded store.
+ALIAS_TTL = 1.0
 
 
 _STATES: weakref.WeakKeyDictionary[Any, OccupationState] = weakref.WeakKeyDictionary()
@@ -169,7 +176,7 @@ def _alias(searcher: OccupationSearcher) -> str:
     return str(getattr(searcher.settings, "occupation_collection", None) or DEFAULT_OCCUPATION_ALIAS)
 
 
-def occupation_state(searcher: OccupationSearcher) -> OccupationState:
+def occupation_state(searcher: OccupationSearcher, force: bool = False) -> OccupationState:
     """The occupations collection the searcher's alias serves now (re-read when the alias moves), checked
     against the searcher's encoder, with its index.
 
@@ -179,10 +186,14 @@ def occupation_state(searcher: OccupationSearcher) -> OccupationState:
     """
     store = searcher.store
     assert store is not None
+    now = time.monotonic()
+    state = _cached(searcher)
+    if state is not None and not force and now - state.at < ALIAS_TTL:
+        return state
     alias = _alias(searcher)
     target = store.resolve_alias(alias) or alias
-    state = _cached(searcher)
     if state is not None and state.target == target:
+        state.at = now
         return state
     with _LOCK:
         state = _cached(searcher)
@@ -202,6 +213,6 @@ def occupation_state(searcher: OccupationSearcher) -> OccupationState:
         elif meta.get("vector_size") not in (None, searcher.encoder.dimension):
             raise EncoderMismatch(f"occupations collection {where!r} holds {meta.get('vector_size')}-d vectors; "
                                   f"the encoder makes {searcher.encoder.dimension}-d")
-        state = OccupationState(target, meta, OccupationIndex.load(store, target))
+        state = OccupationState(target, meta, OccupationIndex.load(store, target), now)
         _remember(searcher, state)
         return state

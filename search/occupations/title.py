@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search.errors import InvalidFilter
+from search.errors import CollectionNotFound, InvalidFilter
 from search.filters import check_limit, check_threshold, clean_query, values_of
 from search.hybrid import label_key
 from search.occupations.index import OccupationIndex, OccupationSearcher, OccupationState, occupation_state
@@ -107,12 +107,13 @@ def _search(searcher: OccupationSearcher, st: OccupationState, vector: list[floa
     store = searcher.store
     assert store is not None
     extra: dict[str, Any] = {"with_payload": HIT_FIELDS} if _selects_payload(store) else {}
-    return store.search(
-        st.target, [vector], filter=flt, limit=limit, score_threshold=threshold,
-        group_by=OccField.CONCEPT_URI if group else None,
-        exact=bool(getattr(s, "exact", False)) if exact is None else exact, hnsw_ef=getattr(s, "hnsw_ef", None),
-        **extra,
-    )[0]
+    kwargs = dict(filter=flt, limit=limit, score_threshold=threshold, group_by=OccField.CONCEPT_URI if group else None,
+                  exact=bool(getattr(s, "exact", False)) if exact is None else exact,
+                  hnsw_ef=getattr(s, "hnsw_ef", None), **extra)
+    try:
+        return store.search(st.target, [vector], **kwargs)[0]  # type: ignore[arg-type]
+    except CollectionNotFound:  # the alias moved on and its old collection is gone: resolve again, once
+        return store.search(occupation_state(searcher, force=True).target, [vector], **kwargs)[0]  # type: ignore[arg-type]
 
 
 def search_occupations(

@@ -67,7 +67,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
         for m in reports["esco-docs"].values():
             if isinstance(m, dict) and "f1@calibrated" in m:
                 m["f1@threshold"] = None  # each variant at its own calibrated threshold here
-        for name in SETS:
+        for name in [x for x in SETS if x in args.sets.split(",")]:
             if name != "esco-docs":
                 reports[name] = evaluate_documents(s, read_documents(DOCS / f"{name}.jsonl"), variants=variants,
                                                    threshold=thr)
@@ -151,7 +151,7 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     with _searcher(args, query_cache_size=0) as s:
         extract_batch(s, texts[:20], threshold=-1.0)
-        for n in (10, 40, 160):
+        for n in (5, 20, 60):
             batch = (texts * (n // len(texts) + 1))[:n]
             batch = [f"{t}\n(copy {i})" for i, t in enumerate(batch)]  # distinct texts
             _reset_peak()
@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--words", type=int, default=2000)
     p.add_argument("--variant", default="extract:max", help="the variant whose calibrated threshold is applied (quality)")
+    p.add_argument("--sets", default=",".join(SETS), help="document sets evaluated (quality; esco-docs always, for the threshold)")
     p.add_argument("--store-threshold", action="store_true",
                    help="record the calibrated threshold in the collection (quality): extract's default from then on")
     p.add_argument("--backend", default="openvino", help="encoder backend (default openvino: int8 is what ESCO_BACKEND=auto "

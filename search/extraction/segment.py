@@ -61,6 +61,8 @@ _MARKER = re.compile(
 # Bullets inside a line (texts pasted from web pages often flatten a list into one line).
 _INLINE_BULLET = re.compile(r"\s[•·▪●◦‣►➢➤✓✔]\s+")
 _TERMINAL = ".!?:;…"
+# A line narrower than this is never taken for hard-wrapped text (lowercase lists: "clean data", "write reports").
+_WRAP_WIDTH = 40
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SEMICOLON = re.compile(r";\s+")
 
@@ -90,10 +92,12 @@ def _lines(text: str) -> list[tuple[int, int]]:
 
 def _blocks(text: str) -> list[tuple[int, int, bool]]:
     """Blocks of layout: (start, end, is_item). A line continues the block above (a list item included) when
-    it looks like a hard wrap: the block does not end a sentence, and this line starts small or with a digit,
-    or the block breaks off mid-phrase (a comma, a hyphen). A blank line ends a block."""
+    it looks like a hard wrap: the line above is wide (``_WRAP_WIDTH``) and does not end a sentence, and this
+    line starts small or with a digit, or the line above breaks off mid-phrase (a comma, a hyphen). A blank
+    line ends a block."""
     blocks: list[list[int | bool]] = []
     prev_open = False  # the last block may take a continuation line
+    prev_len = 0  # width of the line above: wrapped text runs wide, the lines of a list are short
     for ls, le in _lines(text):
         s, e = _strip(text, ls, le)
         if s == e or not _WORD.search(text, s, e):
@@ -102,18 +106,21 @@ def _blocks(text: str) -> list[tuple[int, int, bool]]:
         m = _MARKER.match(text, s, e)
         if m and m.end() < e:
             blocks.append([m.end(), e, True])
-            prev_open = True
+            prev_open, prev_len = True, e - s
             continue
         if prev_open and blocks:
             last = text[int(blocks[-1][1]) - 1]
             # a hard wrap: the line above does not end a sentence, and this line starts small or the one
             # above breaks off mid-phrase (a comma, a hyphen); a capital after a plain word starts a new line
             # of a list (German nouns wrapped onto a new line are cut there: both parts are still searched)
-            if last not in _TERMINAL and (text[s].islower() or last in ",-–(/&" or text[s].isdigit()):
+            if last not in _TERMINAL and prev_len >= _WRAP_WIDTH and (
+                    text[s].islower() or last in ",-–(/&" or text[s].isdigit()):
                 blocks[-1][1] = e
+                prev_len = e - s
                 continue
         blocks.append([s, e, False])
         prev_open = True
+        prev_len = e - s
     return [(int(a), int(b), bool(c)) for a, b, c in blocks]
 
 

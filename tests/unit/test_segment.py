@@ -139,6 +139,15 @@ def test_hard_wrapped_paragraph_is_one_sentence_and_short_fragments_merge():
     ]
 
 
+def test_a_list_of_lowercase_lines_stays_a_list():
+    text = "What you will need\nadjust engineering models\noversee the maintenance of equipment\nengineering principles\n"
+    segs = segment(text, "en")
+    assert_offsets(text, segs)
+    assert texts(segs) == ["What you will need", "adjust engineering models", "oversee the maintenance of equipment",
+                           "engineering principles"]
+    assert all(s.kind == ITEM for s in segs)
+
+
 def test_any_language_code_and_blank_texts():
     fr = "Les participants savent analyser des données, p. ex. avec Python. Ils rédigent des rapports."
     assert texts(segment(fr, "fr")) == ["Les participants savent analyser des données, p. ex. avec Python.",

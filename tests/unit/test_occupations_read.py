@@ -136,3 +136,20 @@ def test_points_one_per_occupation_and_language_with_the_payload():
     assert pl[OccField.ESCO_VERSION] == "v1.2.9" and pl[OccField.PASSAGE] == de.text
     other = occupation_points(rel, "another model", "passage: ")
     assert other[0].payload[OccField.TEXT_HASH] != points[0].payload[OccField.TEXT_HASH]
+
+
+@pytest.mark.release
+def test_the_real_release_reads_every_occupation():
+    from tests.conftest import real_release
+
+    rel = read_occupations([real_release("v1.1.1")], ["en"])
+    occ = rel.occupations["en"]
+    assert rel.layout == "v1.1" and rel.warnings == () and len(occ) == 3007
+    c = rel.counts["en"]
+    assert c["relations_kept"] == 123788 and c["relations_unknown_occupation"] == 67  # as the skills reader counts
+    assert c["isco_group_label_missing"] == 0
+    assert all(len(r.isco_groups) == 4 and all(r.isco_group_labels) for r in occ)
+    assert sum(1 for r in occ if r.broader_occupations) == 1247
+    assert sum(1 for r in occ if r.regulated_profession_note.endswith("/regulated")) == 15
+    assert sum(len(r.essential_skills) for r in occ) == 64891 and sum(len(r.optional_skills) for r in occ) == 58897
+    assert all(len(r.essential_skill_labels) == len(r.essential_skills) for r in occ)

@@ -82,7 +82,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="queries searched (and scored exactly) together (default 256)")
     p.add_argument("--mode", metavar="MODE[,MODE...]",
                    help="search mode(s): dense, hybrid; several (dense,hybrid) are evaluated side by side "
-                   "(default: ESCO_SEARCH_MODE, else dense)")
+                   "(default: the searcher's: ESCO_SEARCH_MODE, else hybrid where the collection holds it, "
+                   "else dense)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(command="eval")
     return p
@@ -177,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidQuery(f"--batch-size must be at least 1, got {args.batch_size}")
     choice = _threshold_choice(args.store_threshold) if args.store_threshold else None
     modes = _mode_list(args.mode, settings)
-    if choice is not None and len(modes) > 1:
+    if choice is not None and modes is not None and len(modes) > 1:
         raise InvalidQuery(f"--store-threshold calibrates one mode: give one --mode with it, not {','.join(modes)}")
     # The file is read and checked before the model loads: a malformed line fails at once.
     rows = read_labelled(args.labelled, query_column=args.query_column, label_column=args.label_column)
@@ -235,10 +236,13 @@ def _store(choice: str | float, report: EvalReport, set_name: str, searcher: Any
     return {"collection": target, "score_threshold": value, "mode": report.mode, **details}
 
 
-def _mode_list(given: str | None, settings: Any) -> list[str]:
+def _mode_list(given: str | None, settings: Any) -> list[str] | None:
+    """The modes of --mode (None: the searcher's default for the collection, ESCO_SEARCH_MODE where set)."""
     from search import hybrid
 
-    raw = given if given is not None else str(getattr(settings, "search_mode", None) or hybrid.DENSE)
+    if given is None and getattr(settings, "search_mode", None) is None:
+        return None
+    raw = given if given is not None else str(settings.search_mode)
     out: list[str] = []
     for m in raw.split(","):
         if not m.strip():

@@ -44,6 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "collection's calibrated threshold)")
     add_filter_arguments(p)
     p.add_argument("--language", action="append", help="language of the passages (repeatable)")
+    p.add_argument("--mode", help="search mode: dense or hybrid (default: ESCO_SEARCH_MODE, else hybrid where the "
+                   "collection holds it, else dense)")
     p.add_argument("--json", action="store_true",
                    help="print JSON: the hits as an array for one text, one line {query, hits} per query otherwise")
     p.set_defaults(command="search")
@@ -139,7 +141,8 @@ def _answer(args: argparse.Namespace, filters: dict[str, Any], raw: Iterator[str
     with SkillSearch(settings) as searcher:
         chunk = first
         while chunk:
-            found = searcher.search_batch(chunk, limit=args.limit, threshold=args.threshold, **filters)
+            found = searcher.search_batch(chunk, limit=args.limit, threshold=args.threshold, **filters,
+                                          **({"mode": args.mode} if args.mode is not None else {}))
             for query, hits in zip(chunk, found):
                 _print(query, hits, args.json, several)
             sys.stdout.flush()

@@ -1,7 +1,7 @@
-"""The exact reference of the fused search modes: :class:`search.hybrid.ExactIndex` over a collection's points.
+"""The exact reference of the fused search modes: ``search.hybrid_reference.ExactIndex`` over a collection's points.
 
 Every representation the collection stores (passage, labels, BM25) is read once by one scroll; each query is
-then ranked as the engine fuses it (:meth:`search.hybrid.ExactIndex.search`), under the same filter (a mask
+then ranked as the engine fuses it (``ExactIndex.search`` of :mod:`search.hybrid_reference`), under the same filter (a mask
 from ``Filter.matches``), and grouped by concept like the searcher: the first hit of each concept in fused
 order, ``limit`` of them. Its ``score`` is the hit's displayed cosine, as the searcher's is.
 """
@@ -16,6 +16,11 @@ import numpy as np
 
 from search import hybrid
 from search.errors import ConfigError
+
+try:  # the reference's own module (search.hybrid_reference); search.hybrid held it before
+    from search.hybrid_reference import ExactIndex as _FusedIndex
+except ImportError:  # pragma: no cover - until hybrid_reference exists
+    _FusedIndex = hybrid.ExactIndex  # type: ignore[attr-defined,misc]
 from search.filters import build_filter, values_of
 from search.schema import Field
 from search.stores import Store
@@ -43,9 +48,9 @@ def _vectors(point: Any) -> dict[str, Any]:
 
 @dataclass
 class FusedReference:
-    """A collection's points in :class:`search.hybrid.ExactIndex`, with their concept URIs and the filter mask."""
+    """A collection's points in the fused reference index, with their concept URIs and the filter mask."""
 
-    index: hybrid.ExactIndex
+    index: Any  # search.hybrid_reference.ExactIndex
     concepts: list[str]
     mask: np.ndarray | None
     bm25: hybrid.Bm25Terms | None
@@ -84,17 +89,24 @@ class FusedReference:
             )
         mask = np.asarray(keep, dtype=bool) if not all(keep) else None
         bm25 = query_bm25(metadata, filters) if hybrid.BM25 in wanted else None
-        return cls(hybrid.ExactIndex.from_points(points), concepts, mask, bm25)
+        return cls(_FusedIndex.from_points(points), concepts, mask, bm25)
 
     def iter_rankings(self, mode: str, query_vectors: Any, texts: Sequence[str], limit: int = 100,
                       fusion: hybrid.FusionParams = hybrid.HYBRID_FUSION) -> Iterator[list[tuple[str, float]]]:
         """Per query, the first ``limit`` concepts in fused order with their displayed score."""
         n = len(self.index.ids)
         by_id = {pid: i for i, pid in enumerate(self.index.ids)}
-        for q, text in zip(np.asarray(query_vectors), texts):
+        vecs = np.asarray(query_vectors)
+        many = getattr(self.index, "search_many", None)  # a batch entry point, where the reference has one
+        if callable(many):
+            ranked = many(mode, vecs, list(texts), bm25=self.bm25, mask=self.mask, limit=n, fusion=fusion)
+        else:
+            ranked = (self.index.search(mode, q, t, bm25=self.bm25, mask=self.mask, limit=n, fusion=fusion)
+                      for q, t in zip(vecs, texts))
+        for hits in ranked:
             out: list[tuple[str, float]] = []
             seen: set[str] = set()
-            for hit in self.index.search(mode, q, text, bm25=self.bm25, mask=self.mask, limit=n, fusion=fusion):
+            for hit in hits:
                 uri = self.concepts[by_id[hit.id]]
                 if uri in seen:
                     continue

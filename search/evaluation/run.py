@@ -107,6 +107,15 @@ def _modes(searcher: SkillSearch, modes: Sequence[str]) -> list[str]:
     return out
 
 
+def _default_mode(searcher: SkillSearch, meta: dict[str, Any], collection: str) -> str:
+    """The mode a call without ``mode=`` gets: the searcher's own rule where it has modes, else dense."""
+    if not _takes_mode(searcher):
+        return hybrid.DENSE
+    from search.modes import resolve_mode  # the searcher's layer, with its modes
+
+    return resolve_mode(None, getattr(searcher.settings, "search_mode", None), meta, collection)
+
+
 def _takes_mode(searcher: SkillSearch) -> bool:
     return "mode" in inspect.signature(searcher.search_batch).parameters
 
@@ -141,7 +150,7 @@ def evaluate_modes(
     searcher: SkillSearch,
     labelled: LabelledSet,
     *,
-    modes: Sequence[str] = (hybrid.DENSE,),
+    modes: Sequence[str] | None = (hybrid.DENSE,),
     limit: int = 100,
     exact: bool = True,
     calibration_k: int = 10,
@@ -165,7 +174,8 @@ def evaluate_modes(
     Args:
         searcher: the searcher (its store, collection and encoder are used).
         labelled: the queries and their relevant concept URIs.
-        modes: the search modes (``dense``, ``hybrid``), one report each, in this order.
+        modes: the search modes (``dense``, ``hybrid``), one report each, in this order; None: the one a
+            search without ``mode=`` gets (``ESCO_SEARCH_MODE``, else hybrid where the collection holds it).
         limit: hits per query (100 covers ``map@100``).
         exact: also compute the exact reference and the index/exact ratio.
         calibration_k: hits per query the threshold calibration considers (a service's ``limit``).
@@ -188,10 +198,10 @@ def evaluate_modes(
     filters = {k: v for k, v in filters.items() if v is not None and not (k == "relation" and v == "any")}
     if not labelled.queries:
         raise LabelledSetError("the labelled set holds no query", file=labelled.source or None)
-    names = _modes(searcher, modes)
     recorder = _RecordingEncoder(searcher.encoder)
     pinned, resolved = pinned_searcher(searcher, encoder=recorder)
     meta = pinned.info()
+    names = _modes(searcher, modes) if modes is not None else [_default_mode(pinned, meta, resolved)]
     for m in names:
         refusal = hybrid.mode_refusal(m, meta, resolved)
         if refusal:

@@ -93,3 +93,15 @@ def test_repeated_q_and_stdin_tables(served, encoder, cli_env, monkeypatch: pyte
     monkeypatch.setattr("sys.stdin", io.StringIO("\n  \n"))
     assert main(["--json"]) == 2
     assert "the input holds only blank lines" in capsys.readouterr().err
+
+
+def test_mode_per_run(served, encoder, cli_env, capsys) -> None:
+    with SkillSearch(served, encoder=encoder) as s:
+        want = {m: [(h.concept_uri, h.score) for h in s.search("bake bread", limit=3, mode=m)]
+                for m in ("dense", "hybrid")}
+    for m in ("dense", "hybrid"):
+        assert main(["bake bread", "--mode", m, "--json", "--limit", "3"]) == 0
+        _same(json.loads(capsys.readouterr().out), want[m])
+    assert main(["bake bread", "--mode", "sparse"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown search mode 'sparse'" in err

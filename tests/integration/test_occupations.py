@@ -237,3 +237,26 @@ def test_cli_title_from_skills_resolve_and_json(served, minilm_path, monkeypatch
         _cli(["baker", "--from-skills", SKILL["bread"]])
     with pytest.raises(AmbiguousOccupation):
         _cli(["--resolve", "Python programmer"])
+
+
+def test_skill_search_takes_an_occupation_name(encoder, minilm_path, tmp_path):
+    """`SkillSearch.search(..., occupation="Bäcker")`: the name resolves through the occupations collection."""
+    from ingest.build import run
+    from search import SkillSearch
+
+    settings = make_settings(tmp_path, model=minilm_path)
+    store = open_store(settings)
+    try:
+        run(settings, [V12], ["en", "de"], encoder=encoder, store=store, progress=False)
+        build_occupations(settings, read_occupations([V12], ["en", "de"]), store, encoder)
+        searcher = SkillSearch(settings, encoder=encoder, store=store)
+        by_name = searcher.search("bread and waste", occupation="Bäcker", relation="essential", limit=10)
+        by_uri = searcher.search("bread and waste", occupation=OCC["baker"], relation="essential", limit=10)
+        assert [h.concept_uri for h in by_name] == [h.concept_uri for h in by_uri]
+        assert {h.concept_uri for h in by_name} == {SKILL["bread"], SKILL["waste"]}
+        with pytest.raises(AmbiguousOccupation):
+            searcher.search("python", occupation="Python programmer")
+        assert searcher.search_occupations("Bäckerin", limit=1)[0].concept_uri == OCC["baker"]
+        assert searcher.occupations_from_skills([SKILL["bread"]], limit=1)[0].concept_uri == OCC["baker"]
+    finally:
+        store.close()

@@ -6,6 +6,8 @@ qdrant-client's own models, as a server would receive it.
 
 from __future__ import annotations
 
+import pytest
+
 from ingest.build import run
 from ingest.settings import IngestSettings
 from search.stores import open_store
@@ -13,17 +15,27 @@ from tests.fault_server import FaultServer
 from tests.helpers import MINI_V11
 
 
-def test_cluster_layout_reaches_the_server(tmp_path, encoder):
+@pytest.mark.parametrize("representations", ["dense", "hybrid"])
+def test_cluster_layout_reaches_the_server(tmp_path, encoder, representations):
     with FaultServer() as srv:
         settings = IngestSettings(
             _env_file=None, qdrant_url=srv.url, model=encoder.model_name, lock_dir=tmp_path / "locks",
             shard_number=6, replication_factor=2, write_consistency_factor=1, on_disk_vectors=True,
-            quantization="int8", hnsw_m=32, hnsw_ef_construct=200,
+            quantization="int8", hnsw_m=32, hnsw_ef_construct=200, representations=representations,
         )
         summary = run(settings, [MINI_V11], ["en"], encoder=encoder, progress=False, limit=3)
         req = srv.created[summary.collection]
         assert (req.shard_number, req.replication_factor, req.write_consistency_factor) == (6, 2, 1)
-        assert req.vectors.size == 384 and req.vectors.distance.value == "Cosine" and req.vectors.on_disk is True
+        if representations == "dense":
+            assert req.vectors.size == 384 and req.vectors.distance.value == "Cosine" and req.vectors.on_disk is True
+        else:  # the dense named vectors carry the layout; the label rows are never HNSW-indexed; BM25 with IDF
+            assert set(req.vectors) == {"passage", "pref", "labels"} and set(req.sparse_vectors) == {"bm25"}
+            for name in ("passage", "pref", "labels"):
+                v = req.vectors[name]
+                assert v.size == 384 and v.distance.value == "Cosine" and v.on_disk is True, name
+            assert req.vectors["labels"].multivector_config.comparator.value == "max_sim"
+            assert req.vectors["labels"].hnsw_config.m == 0
+            assert req.sparse_vectors["bm25"].modifier.value == "idf"
         assert req.quantization_config.scalar.type.value == "int8"
         assert req.quantization_config.scalar.always_ram is True  # quantized vectors in RAM, originals on disk
         assert (req.hnsw_config.m, req.hnsw_config.ef_construct) == (32, 200)

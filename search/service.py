@@ -240,8 +240,12 @@ class SkillSearch:
         if occupation is not None:
             vals = [occupation] if isinstance(occupation, str) else list(occupation)
             if not all(isinstance(v, str) and occupations.is_occupation_uri(v) for v in vals):
-                # Occupation names -> URIs (AmbiguousOccupation / OccupationNotFound: InvalidFilter naming candidates)
-                occupation = occupations.resolve_occupations(self, vals)
+                # Occupation names -> URIs (AmbiguousOccupation / OccupationNotFound: InvalidFilter naming candidates).
+                # Without an occupations collection a name stays a bad URI: build_filter's InvalidFilter says so.
+                try:
+                    occupation = occupations.resolve_occupations(self, vals)
+                except occupations.OccupationsNotIngested:
+                    pass
         target, meta = self._current()
         flt = build_filter(
             skill_type=skill_type, reuse_level=reuse_level, occupation=occupation, relation=relation,

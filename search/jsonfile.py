@@ -29,6 +29,12 @@ def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = 1, sor
     text = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=False) + "\n"
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        try:  # mkstemp makes 0600 files: keep the old file's mode, else the usual 0644 (others may read it)
+            mode = target.stat().st_mode & 0o777
+        except OSError:
+            mode = 0o644
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

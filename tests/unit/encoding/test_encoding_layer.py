@@ -27,6 +27,11 @@ def test_write_json_atomic_replaces_the_file_whole_and_syncs_it(tmp_path: Path, 
     assert json.loads(target.read_text(encoding="utf-8")) == {"a": 2, "text": "Bäcker"}
     assert len(synced) == 2  # the file, then the folder (the rename)
     assert [p.name for p in target.parent.iterdir()] == ["verdict.json"]  # no temporary file left
+    if os.name == "posix":  # readable by others, as a plain write would make it (not mkstemp's 0600)
+        assert target.stat().st_mode & 0o777 == 0o644
+        target.chmod(0o640)
+        jsonfile.write_json_atomic(target, {"a": 3})
+        assert target.stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_litter(tmp_path: Path):

@@ -8,6 +8,7 @@ are merged into one encoder call (:mod:`search.http.batching`). Read-only by des
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -221,14 +222,15 @@ def create_app(search_settings: SearchSettings | None = None, service_settings: 
 
     @app.post("/v1/extract", tags=["search"], dependencies=guarded,
               responses={**ERRORS, 501: {"model": ErrorBody, "description": "extraction is not available yet"}},
-              summary="the skills of a whole text (where SkillSearch.extract exists)")
+              summary="the skills of a whole text: sentences searched in one batch, aggregated per skill")
     async def extract(req: ExtractRequest) -> Any:
         state.check_limits([req.text], req.limit)
         searcher = state.ready_searcher()
-        if not hasattr(searcher, "extract"):
+        extractor = _extractor(searcher)
+        if extractor is None:
             return error_response(501, "NotImplemented", "text extraction is not available in this version "
                                   "(SkillSearch has no extract()); search sentences with POST /v1/search/batch")
-        result = await asyncio.to_thread(searcher.extract, req.text, **req.search_kwargs())
+        result = await asyncio.to_thread(extractor, req.text, **req.search_kwargs())
         return _jsonable(result)
 
     @app.get("/v1/skills/{uri:path}", response_model=Skill, tags=["skills"], dependencies=guarded,
@@ -290,6 +292,18 @@ class _Unauthorized(ServiceError):
 class _NotFound(ServiceError):
     status = 404
     kind = "NotFound"
+
+
+def _extractor(searcher: Any) -> Callable[..., Any] | None:
+    """``searcher.extract``, else :func:`search.extraction.extract` bound to it, else None (not installed)."""
+    method = getattr(searcher, "extract", None)
+    if callable(method):
+        return method  # type: ignore[no-any-return]
+    try:
+        from search.extraction import extract
+    except ImportError:
+        return None
+    return functools.partial(extract, searcher)
 
 
 def _concept_uri(uri: str) -> str:

@@ -286,13 +286,22 @@ def test_collection_info(client, local, store_settings) -> None:
     assert info["threshold"] == local.default_threshold
 
 
-def test_extract_is_501_until_the_library_has_it(client) -> None:
-    resp = client.post("/v1/extract", json={"text": "We bake bread and repair bicycles."})
-    if hasattr(SkillSearch, "extract"):
-        assert resp.status_code == 200, resp.text
-        assert isinstance(resp.json(), (list, dict))
-    else:
+def test_extract_answers_where_the_library_extracts(client) -> None:
+    text = "We bake bread every morning. Our staff also repair bicycles."
+    resp = client.post("/v1/extract", json={"text": text, "threshold": 0.3, "limit": 5, **DENSE})
+    try:
+        from search.extraction import extract
+    except ImportError:
+        extract = None  # type: ignore[assignment]
+    if extract is None and not hasattr(SkillSearch, "extract"):
         assert_error(resp, 501, "NotImplemented", "extract", "/v1/search/batch")
+        return
+    assert resp.status_code == 200, resp.text
+    skills = resp.json()
+    assert isinstance(skills, list) and 0 < len(skills) <= 5
+    uris = [s["hit"]["concept_uri"] if "hit" in s else s["concept_uri"] for s in skills]
+    assert fixtures().SKILL["bread"] in uris and fixtures().SKILL["bicycles"] in uris, uris
+    assert_error(client.post("/v1/extract", json={"text": "   "}), 400, "InvalidQuery")
 
 
 def test_metrics_count_requests_latency_encoder_store_and_errors(client) -> None:

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N skills per language (a quick trial)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
+    p.add_argument("--no-occupations", action="store_true",
+                   help="skip the occupations collection (ESCO_OCCUPATION_COLLECTION), written after the skills by default")
     return p
 
 
@@ -67,8 +69,11 @@ def _print_summary(s: dict) -> None:
           f"  (previous: {s['previous_collection'] or '-'})")
     enc = s.get("encoder") or {}
     if enc:
-        how = "chosen by ESCO_BACKEND=auto after its check against fp32" if enc.get("backend_choice") else "as set"
+        how = "chosen by ESCO_BACKEND=auto: measured here, checked against fp32" if enc.get("backend_choice") else "as set"
         print(f"encoder      {enc['model']}  {enc.get('backend')} {enc.get('precision')}  ({how})")
+        summary = (enc.get("backend_choice") or {}).get("summary")
+        if summary:
+            print(f"backend      {summary}")
     sec = s["seconds"]
     print("seconds      " + ", ".join(f"{k} {v:.1f}" for k, v in sec.items()))
     if s["pruned"]:
@@ -76,6 +81,11 @@ def _print_summary(s: dict) -> None:
     warnings = (s.get("read_stats") or {}).get("warnings") or []
     for w in warnings[:20]:
         print(f"warning      {w}")
+    o = s.get("occupations")
+    if o:
+        print(f"occupations  {o['collection']} (alias {o['alias']!r}): {o['points']} points, {o['encoded']} encoded, "
+              f"{o['reused']} reused; unchanged {o['unchanged']}, changed {o['changed']}, new {o['new']}, "
+              f"removed {o['removed']}")
 
 
 def _manage(argv: Sequence[str]) -> int:
@@ -132,16 +142,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from ingest.space import sigbus_message
 
+        from ingest.occupations import run_occupations
+
         settings = IngestSettings()
+        languages = args.language or ["en"]
         quiet_model_loading()
-        # A full disk under a memory-mapped write of the embedded store: one line, not a bare "Bus error".
+        # The skills, then the occupations (their own alias). A full disk under a memory-mapped write of
+        # the embedded store: one line, not a bare "Bus error".
         with logging_redirect_tqdm(), sigbus_message(settings.store_path):
-            summary = run(settings, args.release, args.language or ["en"], esco_version=args.esco_version,
-                          limit=args.limit, progress=not quiet and not args.json)
+            summary = run(settings, args.release, languages, esco_version=args.esco_version, limit=args.limit,
+                          progress=not quiet and not args.json)
+            occ = None if args.no_occupations else run_occupations(
+                settings, args.release, languages, esco_version=args.esco_version)
+        out = summary.to_dict()
+        if occ is not None:
+            out["occupations"] = occ.to_dict()
         if args.json:
-            print(json.dumps(summary.to_dict(), indent=2))
+            print(json.dumps(out, indent=2))
         else:
-            _print_summary(summary.to_dict())
+            _print_summary(out)
         return 0
     except SearchError as exc:
         print(f"esco-ingest: error: {exc}", file=sys.stderr)

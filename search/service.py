@@ -26,7 +26,7 @@ from search.filters import (
 from search.hits import SkillHit
 from search.schema import Field
 from search.settings import SearchSettings
-from search import hybrid, occupations
+from search import extraction, hybrid, occupations
 from search.modes import HYBRID_VECTORS, bm25_terms, hybrid_query, resolve_mode, with_display_scores
 from search.stores import Filter, Query, ScoredPoint, Store, open_store
 
@@ -305,6 +305,19 @@ class SkillSearch:
             # The alias was switched and its old collection deleted under us: check the new one, once.
             target, _ = self._current(force=True)
             return self.store.search(target, vectors, **kwargs), target  # type: ignore[arg-type]
+
+    # --- whole texts -----------------------------------------------------------------------------
+    def extract(self, text: str, **options: Any) -> list[Any]:
+        """The ESCO skills of a whole text (course description, job ad), best first, each with its evidence
+        (``ExtractedSkill`` with ``Evidence``: offsets, text and score of the segments that matched): the text is
+        cut into sentences and list items, all searched in one batch, and aggregated per skill. Takes every
+        filter of :meth:`search` and the options of :func:`search.extraction.extract_batch`."""
+        return extraction.extract_batch(self, [text], **options)[0]
+
+    def extract_batch(self, texts: Sequence[str], **options: Any) -> list[list[Any]]:
+        """:meth:`extract` for several texts: their segments in one encoder call and one store request per
+        group of about 256 segments (memory stays flat); equal to single calls."""
+        return extraction.extract_batch(self, texts, **options)
 
     # --- occupations -----------------------------------------------------------------------------
     def search_occupations(self, title: str, *, threshold: float | None = None, limit: int = 10,

@@ -239,3 +239,12 @@ def test_cli_table_and_json(searcher, minilm_path, tmp_path, monkeypatch, capsys
     assert _cli([str(tmp_path / "missing.txt")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.txt" in err and "no such file" in err
+
+
+def test_the_searchers_methods_are_the_extraction(searcher):
+    """SkillSearch.extract / extract_batch, what services call, give what search.extraction gives."""
+    texts = [COURSE, DE_TEXT]
+    assert_same([searcher.extract(t, threshold=0.3, limit=8) for t in texts],
+                [extract(searcher, t, threshold=0.3, limit=8) for t in texts])
+    assert_same(searcher.extract_batch(texts, threshold=0.3, limit=8), extract_batch(searcher, texts, threshold=0.3, limit=8))
+    assert uris(searcher.extract(COURSE, threshold=0.45, limit=10, language="en"))

@@ -46,9 +46,9 @@ class SearchSettings(BaseSettings):
     device: str | None = Field(default=None, description="torch device (cpu, cuda, cuda:1, mps); default: cuda when present")
     backend: Literal["auto", "torch", "onnx", "openvino"] = Field(
         default="auto",
-        description="auto: the fastest backend that passes a quality check against torch fp32 (search.encoding.choice): "
-        "openvino int8 (with the openvino extra), torch bf16 (CPUs with native bf16), torch fp16 (GPU), else torch fp32. "
-        "Or torch, onnx, openvino",
+        description="auto: every candidate that passes a quality check against torch fp32 is timed on this machine and "
+        "the fastest is used (search.encoding.choice): openvino fp32/int8/int8w (openvino extra), onnx int8 (onnx "
+        "extra), torch bf16 (CPUs with native bf16), torch fp16 (GPU), torch fp32. Or torch, onnx, openvino",
     )
     precision: Literal["auto", "fp32", "bf16", "fp16", "int8", "int8w"] = Field(
         default="auto",

@@ -251,13 +251,15 @@ def backend_choice_cache() -> Path:
     return cache_root()
 
 
-def test_no_candidate_but_fp32_means_no_check(monkeypatch, minilm_path):
+def test_no_candidate_but_fp32_means_no_check(monkeypatch, minilm_path, tmp_path):
     monkeypatch.setattr(backend_choice, "candidates", lambda device: [("torch", "fp32")])
 
     def load(backend, precision):  # pragma: no cover - must not be called
         raise AssertionError("nothing to check")
 
-    got = choose_backend(minilm_path, device="cpu", query_prompt="query: ", passage_prompt="passage: ", load=load)
+    # A cache of its own: a verdict that an earlier test left for this model would name other candidates.
+    got = choose_backend(minilm_path, device="cpu", query_prompt="query: ", passage_prompt="passage: ", load=load,
+                         cache_dir=tmp_path)
     assert (got.backend, got.precision, got.checks) == ("torch", "fp32", ())
 
 

@@ -23,7 +23,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ingest.collections import collection_params, delete_collections, prune_complete, verify
@@ -31,46 +30,20 @@ from ingest.errors import VerificationFailed
 from ingest.esco.occupations import OccupationRecord, OccupationRelease, isco_group_uri, read_occupations
 from ingest.ownership import (STATUS_BUILDING, STATUS_COMPLETE, Heartbeat, IngestLock, claim_builds,
                               heartbeat_interval, owner_fields)
-from ingest.points import PendingPoint, batches, build_key, count_truncated, model_key, request_chunks
+from ingest.points import (PendingPoint, batches, build_key, count_truncated, model_key, records_points,
+                           request_chunks)
+from ingest.summary import OccupationIngestSummary
 from search.encoding import Encoder, load_encoder
 from search.errors import SearchError
 from search.occupations.schema import (COLLECTION_KIND, DEFAULT_OCCUPATION_ALIAS, OCCUPATION_KEYWORD_FIELDS,
                                        OccField, occupation_label_keys)
-from search.schema import SCHEMA_VERSION, collection_name, passage_text, point_id, text_hash
+from search.schema import SCHEMA_VERSION, collection_name
 from search.stores import Store, StoredPoint, open_store
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["OccupationIngestSummary", "occupation_alias", "occupation_payload", "occupation_points",
            "build_occupations", "run_occupations"]
-
-
-@dataclass
-class OccupationIngestSummary:
-    """What one build of the occupations collection did."""
-
-    collection: str
-    alias: str
-    esco_version: str
-    languages: list[str]
-    occupations_read: dict[str, int]
-    points: int = 0
-    unchanged: int = 0
-    changed: int = 0
-    new: int = 0
-    removed: int = 0
-    encoded: int = 0
-    reused: int = 0
-    resumed_points: int = 0
-    truncated_passages: int = 0
-    previous_collection: str | None = None
-    pruned: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dicts and lists, for JSON."""
-        return asdict(self)
 
 
 def occupation_alias(settings: Any) -> str:
@@ -109,14 +82,8 @@ def occupation_payload(rec: OccupationRecord, esco_version: str, passage: str, t
 
 def occupation_points(release: OccupationRelease, mkey: str, passage_prompt: str) -> list[PendingPoint]:
     """One point per occupation and language, in release order."""
-    out: list[PendingPoint] = []
-    for lang in release.languages:
-        for rec in release.occupations.get(lang, []):
-            text = passage_text(rec.preferred_label, rec.description)
-            thash = text_hash(mkey, passage_prompt, text)
-            out.append(PendingPoint(point_id(rec.concept_uri, lang), text,
-                                    occupation_payload(rec, release.esco_version, text, thash)))
-    return out
+    return records_points(release.languages, release.occupations, release.esco_version, mkey, passage_prompt,
+                          occupation_payload)
 
 
 def _now() -> str:

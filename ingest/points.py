@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,16 +95,22 @@ def model_key(encoder: Encoder) -> str:
     return f"{desc['model']}|{desc.get('backend', 'torch')}|{desc.get('precision', 'fp32')}|{digest}"
 
 
-def build_points(release: Release, mkey: str, passage_prompt: str) -> list[PendingPoint]:
-    """One point per skill and language, in release order."""
+def records_points(languages: Sequence[str], records: Mapping[str, Sequence[Any]], esco_version: str, mkey: str,
+                   passage_prompt: str, payload: Callable[[Any, str, str, str], dict[str, Any]]) -> list[PendingPoint]:
+    """One point per record (``concept_uri``, ``preferred_label``, ``description``) and language, in release
+    order; ``payload(record, esco_version, passage, text_hash)`` makes its payload."""
     out: list[PendingPoint] = []
-    for lang in release.languages:
-        for rec in release.skills.get(lang, []):
+    for lang in languages:
+        for rec in records.get(lang, []):
             text = passage_text(rec.preferred_label, rec.description)
             thash = text_hash(mkey, passage_prompt, text)
-            out.append(PendingPoint(point_id(rec.concept_uri, lang), text,
-                                    payload_of(rec, release.esco_version, text, thash)))
+            out.append(PendingPoint(point_id(rec.concept_uri, lang), text, payload(rec, esco_version, text, thash)))
     return out
+
+
+def build_points(release: Release, mkey: str, passage_prompt: str) -> list[PendingPoint]:
+    """One point per skill and language, in release order."""
+    return records_points(release.languages, release.skills, release.esco_version, mkey, passage_prompt, payload_of)
 
 
 def build_key(alias: str, mkey: str, points: Sequence[PendingPoint]) -> str:

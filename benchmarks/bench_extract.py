@@ -15,11 +15,13 @@ multilingual-e5-small, .models/): ``ESCO_QDRANT_PATH=PATH ESCO_MODEL=.models/mul
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -151,15 +153,22 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     with _searcher(args, query_cache_size=0) as s:
         extract_batch(s, texts[:20], threshold=-1.0)
-        for n in (5, 20, 60):
+        for n in (int(x) for x in args.sizes.split(",")):
             batch = (texts * (n // len(texts) + 1))[:n]
             batch = [f"{t}\n(copy {i})" for i, t in enumerate(batch)]  # distinct texts
+            gc.collect()
             _reset_peak()
             base = _peak_kib()
+            tracemalloc.start()
             t = time.perf_counter()
-            extract_batch(s, batch, threshold=-1.0)
-            rows.append({"texts": n, "seconds": time.perf_counter() - t,
-                         "peak_rss_MiB": round(_peak_kib() / 1024, 1), "peak_over_start_MiB": round((_peak_kib() - base) / 1024, 1)})
+            res = extract_batch(s, batch, threshold=-1.0)
+            secs = time.perf_counter() - t
+            kept, py_peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            rows.append({"texts": n, "skills_returned": sum(len(x) for x in res), "seconds": secs,
+                         "peak_rss_MiB": round(_peak_kib() / 1024, 1), "peak_over_start_MiB": round((_peak_kib() - base) / 1024, 1),
+                         "python_peak_MiB": round(py_peak / 2**20, 1), "python_kept_MiB": round(kept / 2**20, 1)})
+            del res
     print(table(rows))
     return {"rows": rows}
 
@@ -174,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=str(E5_SMALL))
     p.add_argument("--collection", default="esco_skills")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--sizes", default="10,100", help="numbers of texts per batch (memory)")
     p.add_argument("--words", type=int, default=2000)
     p.add_argument("--variant", default="extract:max", help="the variant whose calibrated threshold is applied (quality)")
     p.add_argument("--sets", default=",".join(SETS), help="document sets evaluated (quality; esco-docs always, for the threshold)")

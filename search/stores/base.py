@@ -272,11 +272,13 @@ class Store(Protocol):
         exact: bool = False,
         hnsw_ef: int | None = None,
         with_vectors: bool = False,
+        with_payload: bool | Sequence[str] = True,
     ) -> list[list[ScoredPoint]]:
         """One batch request: the hits of each query vector, best first.
 
         With ``group_by``, at most one hit (the best) per distinct value of that payload field and
-        ``limit`` groups.
+        ``limit`` groups. ``with_payload``: True (the whole payload), False (none: an empty dict) or the
+        payload keys to return (the others never leave the store; a missing key is simply absent).
         """
         ...
 

@@ -333,6 +333,7 @@ class EdgeStore:
         exact: bool = False,
         hnsw_ef: int | None = None,
         with_vectors: bool = False,
+        with_payload: bool | Sequence[str] = True,
     ) -> list[list[ScoredPoint]]:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
@@ -348,7 +349,10 @@ class EdgeStore:
                 queries.append(q)
             params = search_params(h.params, filtered=bool(filter), exact=exact, hnsw_ef=hnsw_ef, limit=limit)
 
-            def run(qs: list[list[float]], lim: int, extra: list[Sequence[Any]], payload: Any = True) -> list[list[Any]]:
+            sel: Any = with_payload if isinstance(with_payload, bool) else list(with_payload)
+
+            def run(qs: list[list[float]], lim: int, extra: list[Sequence[Any]], payload: Any = sel,
+                    vectors: bool = with_vectors) -> list[list[Any]]:
                 using = PASSAGE_VECTOR if h.params.vectors else None
                 reqs = [
                     qe.QueryRequest(
@@ -358,14 +362,14 @@ class EdgeStore:
                         score_threshold=score_threshold,
                         params=params,
                         with_payload=payload,
-                        with_vector=with_vectors if payload is True else False,
+                        with_vector=vectors,
                     )
                     for q, ex in zip(qs, extra)
                 ]
                 return h.shard.query_batch(qe.QueryBatchRequest(reqs))
 
             def fetch(ids: list[str]) -> dict[str, Any]:
-                recs = h.shard.retrieve(ids, with_payload=True, with_vector=with_vectors) if ids else []
+                recs = h.shard.retrieve(ids, with_payload=sel, with_vector=with_vectors) if ids else []
                 return {str(r.id): r for r in recs}
 
             if group_by is None:

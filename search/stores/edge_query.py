@@ -115,7 +115,7 @@ def group_keys(value: Any) -> list[str | int]:
     return [v for v in items if isinstance(v, (str, int)) and not isinstance(v, bool)]
 
 
-Runner = Callable[[list[Any], int, list[Sequence[Any]], Any], list[list[Any]]]
+Runner = Callable[[list[Any], int, list[Sequence[Any]], Any, bool], list[list[Any]]]
 Fetch = Callable[[list[str]], dict[str, Any]]
 
 
@@ -123,7 +123,7 @@ def grouped(queries: list[Any], run: Runner, fetch: Fetch, group_by: str, limit:
             with_vectors: Any) -> list[list[ScoredPoint]]:
     """The best hit of each distinct ``group_by`` value, ``limit`` groups ordered by best score.
 
-    ``run(queries, limit, extra_conditions, with_payload)`` runs one batch; ``fetch(ids)`` reads the
+    ``run(queries, limit, extra_conditions, with_payload, with_vectors)`` runs one batch; ``fetch(ids)`` reads the
     records (payload and the vectors asked for) of the kept hits. The engine has no grouping, so this does
     what the Qdrant server does: search, keep the first (best) hit of each new value, then search again
     excluding the values found (MatchExcept: a point with a list of values stays eligible while one of its
@@ -145,7 +145,7 @@ def grouped(queries: list[Any], run: Runner, fetch: Fetch, group_by: str, limit:
                 extra.append([qe.FieldCondition(key=group_by, match=qe.MatchExcept(keys))])
             else:
                 extra.append([qe.FieldCondition(key=group_by, is_empty=False)])
-        results = run([queries[i] for i in pending], lim, extra, [group_by])
+        results = run([queries[i] for i in pending], lim, extra, [group_by], False)
         still = []
         for i, hits in zip(pending, results):
             g = groups[i]

@@ -382,8 +382,10 @@ class QdrantClientStore(RetryingCalls):
         exact: bool = False,
         hnsw_ef: int | None = None,
         with_vectors: bool = False,
+        with_payload: bool | Sequence[str] = True,
     ) -> list[list[ScoredPoint]]:
         qfilter = to_filter(filter)
+        sel: Any = with_payload if isinstance(with_payload, bool) else list(with_payload)
         params = self._search_params(bool(filter), exact, hnsw_ef, limit)
         using = PASSAGE_VECTOR if self._layout(name).vectors else None
         if group_by:
@@ -392,14 +394,14 @@ class QdrantClientStore(RetryingCalls):
                 res = self._on(
                     name, self._client.query_points_groups,
                     collection_name=name, group_by=group_by, query=list(v), using=using, query_filter=qfilter,
-                    search_params=params, limit=limit, group_size=1, with_payload=True,
+                    search_params=params, limit=limit, group_size=1, with_payload=sel,
                     with_vectors=with_vectors, score_threshold=score_threshold,
                 )
                 out.append([_scored(g.hits[0]) for g in res.groups if g.hits])
             return out
         requests = [
             models.QueryRequest(query=list(v), using=using, filter=qfilter, params=params, limit=limit,
-                                score_threshold=score_threshold, with_payload=True, with_vector=with_vectors)
+                                score_threshold=score_threshold, with_payload=sel, with_vector=with_vectors)
             for v in vectors
         ]
         responses = self._on(name, self._client.query_batch_points, collection_name=name, requests=requests)

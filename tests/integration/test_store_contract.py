@@ -183,6 +183,22 @@ def test_batch_equals_singles(ctx: _Ctx, data: Dataset) -> None:
     assert ctx.store.search(ctx.name, [], limit=3) == []
 
 
+
+@pytest.mark.parametrize("group_by", [None, "concept_uri"])
+def test_with_payload_selects_the_fields_that_come_back(ctx: _Ctx, data: Dataset, group_by: str | None) -> None:
+    by_id = {p.id: p for p in data.points}
+    qs = queries(data, 2, seed=5).tolist()
+    full = ctx.store.search(ctx.name, qs, limit=5, group_by=group_by)
+    keys = ["preferred_label", "concept_uri"]
+    picked = ctx.store.search(ctx.name, qs, limit=5, group_by=group_by, with_payload=keys)
+    none = ctx.store.search(ctx.name, qs, limit=5, group_by=group_by, with_payload=False)
+    for f, p, n in zip(full, picked, none):
+        assert [h.id for h in p] == [h.id for h in f] == [h.id for h in n] and f
+        for h in p:
+            assert h.payload == {k: by_id[h.id].payload[k] for k in keys}
+        assert all(h.payload == {} for h in n)
+        assert all(h.payload == by_id[h.id].payload for h in f)
+
 @pytest.mark.parametrize(
     "group_by,flt,limit",
     [

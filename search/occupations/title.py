@@ -8,7 +8,6 @@ into one URI for the skill search's occupation filter, or says why it cannot.
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -86,30 +85,15 @@ def exact_label_matches(index: OccupationIndex, key: str, langs: tuple[str, ...]
 HIT_FIELDS = [OccField.CONCEPT_URI, OccField.PREFERRED_LABEL, OccField.LANGUAGE, OccField.DESCRIPTION,
               OccField.ALT_LABELS, OccField.ISCO_GROUP, OccField.ISCO_GROUPS, OccField.CODE,
               OccField.REGULATED_PROFESSION_NOTE, OccField.ESCO_VERSION]
-_PAYLOAD_SELECTION: dict[type, bool] = {}
-
-
-def _selects_payload(store: Any) -> bool:
-    """Whether the store's search takes ``with_payload`` (a field list); measured: reading the full payloads of
-    10 hits is ~4 ms of CPU on the edge store, the hit fields alone ~0.5 ms (docs/occupations.md)."""
-    kind = type(store)
-    if kind not in _PAYLOAD_SELECTION:
-        try:
-            _PAYLOAD_SELECTION[kind] = "with_payload" in inspect.signature(store.search).parameters
-        except (TypeError, ValueError):
-            _PAYLOAD_SELECTION[kind] = False
-    return _PAYLOAD_SELECTION[kind]
-
-
 def _search(searcher: OccupationSearcher, st: OccupationState, vector: list[float], flt: Filter, limit: int,
             threshold: float | None, group: bool, exact: bool | None = None) -> list[ScoredPoint]:
     s = searcher.settings
     store = searcher.store
     assert store is not None
-    extra: dict[str, Any] = {"with_payload": HIT_FIELDS} if _selects_payload(store) else {}
     kwargs = dict(filter=flt, limit=limit, score_threshold=threshold, group_by=OccField.CONCEPT_URI if group else None,
                   exact=bool(getattr(s, "exact", False)) if exact is None else exact,
-                  hnsw_ef=getattr(s, "hnsw_ef", None), **extra)
+                  hnsw_ef=getattr(s, "hnsw_ef", None),
+                  with_payload=HIT_FIELDS)  # the hit fields only: the whole payloads cost ~3x the search
     try:
         return store.search(st.target, [vector], **kwargs)[0]  # type: ignore[arg-type]
     except CollectionNotFound:  # the alias moved on and its old collection is gone: resolve again, once

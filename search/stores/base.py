@@ -190,6 +190,11 @@ class CollectionParams:
         return spec.size or self.vector_size
 
 
+def payload_selection(with_payload: bool | Sequence[str]) -> Any:
+    """``with_payload`` as both engines take it: True/False as is, payload keys as a list."""
+    return with_payload if isinstance(with_payload, bool) else list(with_payload)
+
+
 @runtime_checkable
 class Store(Protocol):
     """What the worker and the searcher need of a Qdrant store.

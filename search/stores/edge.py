@@ -22,7 +22,8 @@ from typing import Any
 import qdrant_edge as qe
 
 from search.errors import CollectionNotFound, SearchError
-from search.stores.base import PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint
+from search.stores.base import (PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint,
+                                payload_selection)
 from search.stores.edge_files import (
     FORMAT_VERSION,
     SHARD_DIR,
@@ -308,7 +309,7 @@ class EdgeStore:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         real = self._pool.resolve(name)
-        sel: Any = with_payload if isinstance(with_payload, bool) else list(with_payload)
+        sel: Any = payload_selection(with_payload)
         offset: Any = None
         while True:
             with self._pool.use(real, resolve=False) as h:
@@ -349,7 +350,7 @@ class EdgeStore:
                 queries.append(q)
             params = search_params(h.params, filtered=bool(filter), exact=exact, hnsw_ef=hnsw_ef, limit=limit)
 
-            sel: Any = with_payload if isinstance(with_payload, bool) else list(with_payload)
+            sel: Any = payload_selection(with_payload)
 
             def run(qs: list[list[float]], lim: int, extra: list[Sequence[Any]], payload: Any = sel,
                     vectors: bool = with_vectors) -> list[list[Any]]:

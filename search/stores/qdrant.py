@@ -14,7 +14,8 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 
 from search.errors import CollectionNotFound, ConfigError, SearchError, StoreLocked
-from search.stores.base import PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint
+from search.stores.base import (PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint,
+                                payload_selection)
 from search.stores.qdrant_calls import RetryingCalls
 from search.stores.qdrant_fusion import (
     candidate_pool,
@@ -288,7 +289,7 @@ class QdrantClientStore(RetryingCalls):
     def scroll(self, name: str, with_vectors: bool = False, with_payload: bool | Sequence[str] = True,
                batch_size: int = 1000) -> Iterator[StoredPoint]:
         offset: Any = None
-        payload_sel: Any = with_payload if isinstance(with_payload, bool) else list(with_payload)
+        payload_sel: Any = payload_selection(with_payload)
         while True:
             recs, offset = self._on(name, self._client.scroll, collection_name=name, limit=batch_size, offset=offset,
                                       with_payload=payload_sel, with_vectors=with_vectors)
@@ -385,7 +386,7 @@ class QdrantClientStore(RetryingCalls):
         with_payload: bool | Sequence[str] = True,
     ) -> list[list[ScoredPoint]]:
         qfilter = to_filter(filter)
-        sel: Any = with_payload if isinstance(with_payload, bool) else list(with_payload)
+        sel: Any = payload_selection(with_payload)
         params = self._search_params(bool(filter), exact, hnsw_ef, limit)
         using = PASSAGE_VECTOR if self._layout(name).vectors else None
         if group_by:

@@ -183,7 +183,6 @@ def test_batch_equals_singles(ctx: _Ctx, data: Dataset) -> None:
     assert ctx.store.search(ctx.name, [], limit=3) == []
 
 
-
 @pytest.mark.parametrize("group_by", [None, "concept_uri"])
 def test_with_payload_selects_the_fields_that_come_back(ctx: _Ctx, data: Dataset, group_by: str | None) -> None:
     by_id = {p.id: p for p in data.points}
@@ -198,6 +197,7 @@ def test_with_payload_selects_the_fields_that_come_back(ctx: _Ctx, data: Dataset
             assert h.payload == {k: by_id[h.id].payload[k] for k in keys}
         assert all(h.payload == {} for h in n)
         assert all(h.payload == by_id[h.id].payload for h in f)
+
 
 @pytest.mark.parametrize(
     "group_by,flt,limit",

@@ -118,8 +118,12 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(args.batch_size, bool) or args.batch_size < 1:
         raise InvalidQuery(f"--batch-size must be at least 1, got {args.batch_size}")
     filters = filter_kwargs(args)
-    # Check what needs no model before loading one.
-    build_filter(**filters)
+    # Check what needs no model before loading one; occupation names (not URIs) are resolved by the searcher.
+    from search.occupations import is_occupation_uri
+
+    placeholder = "http://data.europa.eu/esco/occupation/00000000-0000-0000-0000-000000000000"
+    occ = filters.get("occupation")
+    build_filter(**{**filters, "occupation": [v if is_occupation_uri(v) else placeholder for v in occ] if occ else occ})
     with contextlib.ExitStack() as stack:
         return _answer(args, filters, *_queries(args, stack))
 

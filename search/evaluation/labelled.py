@@ -64,6 +64,7 @@ class LabelledSet:
         ambiguous_labels: labels naming several skills (all of them count as relevant), with the count.
         unresolved: labels or URIs found nowhere in the collection: ``[{"line", "label"}]``.
         dropped_queries: queries left without any relevant skill (and so not evaluated).
+        merged_rows: rows whose query text an earlier row had: their skills were added to that query's.
         info: anything else worth reporting (how a built set was sampled, ...).
     """
 
@@ -74,6 +75,7 @@ class LabelledSet:
     ambiguous_labels: list[dict[str, Any]] = field(default_factory=list)
     unresolved: list[dict[str, Any]] = field(default_factory=list)
     dropped_queries: int = 0
+    merged_rows: int = 0
     info: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -86,6 +88,7 @@ class LabelledSet:
             "source": self.source,
             "queries": len(self.queries),
             "dropped_queries": self.dropped_queries,
+            "merged_rows": self.merged_rows,
             "unresolved": len(self.unresolved),
             "unresolved_examples": self.unresolved[:examples],
             "resolved_by_alt_label": len(self.resolved_by_alt_label),

@@ -82,6 +82,10 @@ def load_labelled(
       separated by ``|`` or ``;``. Labels are matched exactly, ignoring case and repeated blanks, against
       the preferred labels of the collection's languages, then against alternative labels (reported).
 
+    Rows with the same query text are one query whose relevant skills are the union of theirs (sets with a
+    row per labelled span, like the job-ad sets, repeat a sentence once per span); they are counted in
+    :attr:`LabelledSet.merged_rows`.
+
     With ``index``, URIs and labels are checked against the collection: labels or URIs found nowhere
     are reported in :attr:`LabelledSet.unresolved` and left out, and a query left with no relevant
     skill is dropped (counted in :attr:`LabelledSet.dropped_queries`); nothing is dropped silently
@@ -98,6 +102,7 @@ def load_labelled(
         path, query_column=query_column, label_column=label_column)
     p = read.path
     out = LabelledSet(name=p.name, queries=[], source=str(p))
+    merged: dict[str, tuple[int, set[str]]] = {}  # query text -> (first line, relevant URIs), in file order
     for line, query, labels in read.rows:
         rel: set[str] = set()
         for label in labels:
@@ -118,6 +123,12 @@ def load_labelled(
             if len(uris) > 1:
                 out.ambiguous_labels.append({"line": line, "label": label, "uris": sorted(uris)})
             rel |= uris
+        if query in merged:  # one row per labelled span (the job-ad sets): the query's skills are the union
+            merged[query][1].update(rel)
+            out.merged_rows += 1
+        else:
+            merged[query] = (line, rel)
+    for query, (line, rel) in merged.items():
         if not rel:
             out.dropped_queries += 1
             continue

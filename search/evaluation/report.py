@@ -142,6 +142,7 @@ def _header(report: EvalReport) -> list[str]:
         f"model        {report.model}   ESCO {report.esco_version}   languages {', '.join(report.languages)}",
         f"labelled set {lab.get('name')}: {report.n_queries} queries"
         + (f", {lab['dropped_queries']} dropped" if lab.get("dropped_queries") else "")
+        + (f", {lab['merged_rows']} repeated rows merged" if lab.get("merged_rows") else "")
         + (f", {lab['unresolved']} labels unresolved" if lab.get("unresolved") else "")
         + (f", {lab['resolved_by_alt_label']} resolved by an alternative label" if lab.get("resolved_by_alt_label")
            else ""),

@@ -210,6 +210,25 @@ def test_csv_labels_resolved(tmp_path: Path, index: LabelIndex) -> None:
     assert ls.ambiguous_labels[0]["uris"] == sorted([C, D])
 
 
+def test_repeated_query_rows_are_one_query(tmp_path: Path, index: LabelIndex) -> None:
+    """A set with one row per labelled span (the job-ad sets) repeats a sentence: its skills are the union."""
+    p = tmp_path / "spans.csv"
+    p.write_text(
+        "sentence,span,label\n"
+        "We bake and fix bikes,bake,bake bread\n"
+        "Keep the books,books,LABEL NOT PRESENT\n"  # an unresolved first row ...
+        "We bake and fix bikes,fix bikes,repair bicycles\n"
+        "Keep the books,books,accounting\n"  # ... then a resolved one: kept, at its first line
+        "Only markers,x,UNDERSPECIFIED\n",
+        encoding="utf-8",
+    )
+    ls = load_labelled(p, index=index, query_column="sentence")
+    assert [(q.query, set(q.relevant), q.line) for q in ls.queries] == [
+        ("We bake and fix bikes", {A, B}, 2), ("Keep the books", {C}, 3)]
+    assert ls.merged_rows == 2 and ls.dropped_queries == 1
+    assert ls.summary()["merged_rows"] == 2
+
+
 def test_tsv_and_custom_columns(tmp_path: Path, index: LabelIndex) -> None:
     p = tmp_path / "set.tsv"
     p.write_text("text\tskill\nbake some bread\tbake bread\nbikes\t" + B + "\n", encoding="utf-8")

@@ -17,11 +17,8 @@ import numpy as np
 from search import hybrid
 from search.errors import ConfigError
 
-try:  # the reference's own module (search.hybrid_reference); search.hybrid held it before
-    from search.hybrid_reference import ExactIndex as _FusedIndex
-except ImportError:  # pragma: no cover - until hybrid_reference exists
-    _FusedIndex = hybrid.ExactIndex  # type: ignore[attr-defined,misc]
 from search.filters import build_filter, values_of
+from search.hybrid_reference import ExactIndex as _FusedIndex
 from search.schema import Field
 from search.stores import Store
 

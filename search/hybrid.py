@@ -73,7 +73,10 @@ class FusionParams:
     representations: tuple[str, ...] = (PASSAGE, LABELS, BM25)
     labels_candidates: tuple[str, ...] = (PASSAGE, PREF, BM25)
     k: int = 10  # Qdrant k (the paper's 9): 5..20 hold on every set, 60 loses on courses and alt labels
-    weights: tuple[float, ...] = (1.0, 1.0, 1.0)
+    # Equal in effect (docs/hybrid.md: no weighting wins on every set); the steps of 0.001 only order points
+    # whose equal-weight sums would tie (a swap of positions between legs), passage first: the engine orders
+    # tied fused scores differently from one process to the next, and the reference could not follow it.
+    weights: tuple[float, ...] = (1.0, 0.999, 0.998)
     prefetch_limit: int = 100
     promote_exact: bool = True
 

@@ -41,6 +41,38 @@ def test_check_mode_and_refusal_name_the_fix() -> None:
     assert h.mode_refusal("hybrid", full, "c") is None
 
 
+def test_default_mode_is_the_best_the_collection_was_built_for() -> None:
+    from search.errors import SearchError
+    from search.modes import resolve_mode
+
+    full = {"representations": {"passage": {}, "pref": {}, "labels": {}, "bm25": {}}}
+    passage_only = {"representations": {"passage": {}}}
+    assert h.DEFAULT_MODE == "hybrid"
+    assert resolve_mode(None, None, full, "c") == "hybrid"
+    assert resolve_mode(None, None, passage_only, "c") == "dense"  # ESCO_REPRESENTATIONS=dense
+    assert resolve_mode(None, None, {"model": "m"}, "c") == "dense"  # written before hybrid search
+    assert resolve_mode(None, "dense", full, "c") == "dense"  # the setting wins over the default
+    assert resolve_mode("dense", "hybrid", full, "c") == "dense"  # and a call's mode over the setting
+    with pytest.raises(SearchError, match="re-ingest"):  # asked for, never silently downgraded
+        resolve_mode("hybrid", None, passage_only, "c")
+    with pytest.raises(SearchError, match="re-ingest"):
+        resolve_mode(None, "hybrid", passage_only, "c")
+
+
+def test_a_calibrated_threshold_applies_to_its_own_mode() -> None:
+    from search.modes import mode_threshold
+
+    legacy = {"score_threshold": 0.8}  # calibrated before modes existed: taken as it is
+    assert mode_threshold(None, legacy, "hybrid") == 0.8
+    dense_only = {"score_threshold": 0.8, "calibration": {"mode": "dense"}, "score_thresholds": {"dense": 0.8}}
+    assert mode_threshold(None, dense_only, "dense") == 0.8
+    assert mode_threshold(None, dense_only, "hybrid") is None  # another mode's scores: not applied
+    both = {**dense_only, "score_thresholds": {"dense": 0.8, "hybrid": 0.87}}
+    assert mode_threshold(None, both, "hybrid") == 0.87 and mode_threshold(None, both, "dense") == 0.8
+    assert mode_threshold(0.3, both, "hybrid") == 0.3  # ESCO_SCORE_THRESHOLD wins
+    assert mode_threshold(None, {}, "dense") is None
+
+
 def test_fusion_params_are_checked() -> None:
     with pytest.raises(ValueError, match="2 weights for 3"):
         h.FusionParams(weights=(1.0, 1.0))
@@ -208,6 +240,38 @@ def test_reference_equals_the_engine(tmp_path: Path, filtered: bool, fusion_name
             assert h.label_key(text) in points[int(uuid.UUID(ref[0].id)) - 1]["payload"][h.LABEL_KEYS_FIELD]
     assert promoted >= (2 if filtered else 5)
     shard.close()
+
+
+@pytest.mark.parametrize("fusion_name", ["default", "equal weights"])
+def test_default_fusion_has_no_ties_so_the_engine_orders_like_the_reference(tmp_path: Path, fusion_name: str) -> None:
+    """With equal weights a swap of positions between two legs ties two points, and the engine orders tied fused
+    scores arbitrarily (differently per process); the default's weights differ by 0.001, which orders them."""
+    fusion = h.HYBRID_FUSION if fusion_name == "default" else h.FusionParams(weights=(1.0, 1.0, 1.0))
+    d, n = 16, 300
+    points = _corpus(n, d, seed=5)
+    bm25 = h.Bm25Terms("en", avg_len=5.0)
+    shard = _shard(tmp_path, points, bm25, d)
+    ix = ExactIndex.from_points(
+        (p["id"], {h.PASSAGE: p["passage"], h.PREF: p["pref"], h.LABELS: p["labels"],
+                   h.BM25: bm25.document(p["text"], p["id"])}, p["payload"])
+        for p in points
+    )
+    rng = np.random.default_rng(2)
+    tied_queries = 0
+    for _ in range(20):
+        q = rng.normal(size=d).astype(np.float32)
+        text = " ".join(rng.choice(WORDS, 2))
+        deeper = ix.search("hybrid", q, text, bm25=bm25, limit=n, fusion=fusion)
+        fused = [round(r.fused, 7) for r in deeper]
+        tied_queries += len(set(fused)) < len(fused)
+        if fusion_name == "default":
+            got = _engine_hybrid(shard, q, text, bm25, fusion, None, 20)
+            assert [pid for pid, _ in got] == [r.id for r in deeper[:20]]
+    shard.close()
+    if fusion_name == "default":
+        assert tied_queries == 0
+    else:
+        assert tied_queries >= 10  # the case the default's weights exist for
 
 
 def test_dense_reference_and_score_is_a_cosine(tmp_path: Path) -> None:

@@ -170,6 +170,7 @@ def _served_state(b: _Build) -> None:
         b.carried = {
             "score_threshold": meta["score_threshold"],
             "calibration": {**(meta.get("calibration") or {}), "carried_from": b.served},
+            **({"score_thresholds": dict(meta["score_thresholds"])} if meta.get("score_thresholds") else {}),
         }
 
 

@@ -29,15 +29,17 @@ from search.stores import (
     SparseVector,
 )
 
-__all__ = ["resolve_mode", "hybrid_query", "bm25_terms", "with_display_scores", "HYBRID_VECTORS"]
+__all__ = ["resolve_mode", "mode_threshold", "hybrid_query", "bm25_terms", "with_display_scores", "HYBRID_VECTORS"]
 
 #: The vectors a hybrid hit comes back with, to compute its ``score``.
 HYBRID_VECTORS = (hybrid.PASSAGE, hybrid.LABELS)
 
 
 def resolve_mode(asked: str | None, setting: str | None, metadata: Mapping[str, Any], collection: str) -> str:
-    """The mode of one call: ``asked`` (``mode=``), else the setting (``ESCO_SEARCH_MODE``), else ``dense``
-    (today's search; hybrid is asked for until the measured default is switched on, see docs).
+    """The mode of one call: ``asked`` (``mode=``), else the setting (``ESCO_SEARCH_MODE``), else the best mode
+    the collection was built for: :data:`hybrid.DEFAULT_MODE` (``hybrid``, measured better on job-ad
+    sentences, course texts and alt labels: docs/hybrid.md) where it holds every representation, ``dense``
+    for a collection written with the passage alone (``ESCO_REPRESENTATIONS=dense``, or before hybrid search).
 
     Raises:
         SearchError: an unknown mode, or a mode (asked or set) the collection was not built for; the message
@@ -45,6 +47,8 @@ def resolve_mode(asked: str | None, setting: str | None, metadata: Mapping[str, 
     """
     chosen = asked if asked is not None else setting
     if chosen is None:
+        if hybrid.mode_refusal(hybrid.DEFAULT_MODE, metadata, collection) is None:
+            return hybrid.DEFAULT_MODE
         return hybrid.DENSE
     try:
         mode = hybrid.check_mode(chosen)
@@ -54,6 +58,23 @@ def resolve_mode(asked: str | None, setting: str | None, metadata: Mapping[str, 
     if refusal is not None:
         raise SearchError(refusal)
     return mode
+
+
+def mode_threshold(setting: float | None, metadata: Mapping[str, Any], mode: str) -> float | None:
+    """The threshold of a call that gives none: the setting (``ESCO_SCORE_THRESHOLD``), else the one calibrated
+    for ``mode`` (``score_thresholds[mode]``: the score distributions differ per mode), else the collection's
+    ``score_threshold`` when its calibration names no mode or this one (a calibration of another mode is not
+    applied), else none."""
+    if setting is not None:
+        return float(setting)
+    per_mode = metadata.get("score_thresholds") or {}
+    if per_mode.get(mode) is not None:
+        return float(per_mode[mode])
+    t = metadata.get("score_threshold")
+    calibrated_for = (metadata.get("calibration") or {}).get("mode")
+    if t is None or (calibrated_for is not None and calibrated_for != mode):
+        return None
+    return float(t)
 
 
 def bm25_terms(metadata: Mapping[str, Any], language: str | None) -> hybrid.Bm25Terms:

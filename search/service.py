@@ -27,7 +27,7 @@ from search.hits import SkillHit
 from search.schema import Field
 from search.settings import SearchSettings
 from search import extraction, hybrid, occupations
-from search.modes import HYBRID_VECTORS, bm25_terms, hybrid_query, resolve_mode, with_display_scores
+from search.modes import HYBRID_VECTORS, bm25_terms, hybrid_query, mode_threshold, resolve_mode, with_display_scores
 from search.stores import Filter, Query, ScoredPoint, Store, open_store
 
 __all__ = ["SkillSearch", "SkillHit", "build_filter", "clean_query", "MAX_LIMIT", "MAX_QUERY_CHARS"]
@@ -148,11 +148,11 @@ class SkillSearch:
 
     @property
     def default_threshold(self) -> float | None:
-        """The threshold used when a call gives none: the setting, else the collection's calibrated one."""
-        if self.settings.score_threshold is not None:
-            return self.settings.score_threshold
-        t = self._metadata().get("score_threshold")
-        return float(t) if t is not None else None
+        """The threshold used when a call in the default mode gives none: the setting, else the collection's
+        threshold calibrated for that mode (:func:`search.modes.mode_threshold`)."""
+        target, meta = self._current()
+        return mode_threshold(self.settings.score_threshold, meta,
+                              resolve_mode(None, self.settings.search_mode, meta, target))
 
     def info(self) -> dict[str, Any]:
         """The collection's metadata (ESCO version, languages, model, prompts, ...), without the probe."""
@@ -195,7 +195,8 @@ class SkillSearch:
                 holds several languages and no single language is asked for.
             mode: ``dense`` (the passage vector) or ``hybrid`` (passage, labels and BM25 fused by RRF in the
                 engine; a skill whose label equals the text comes first; ``score`` stays a cosine: the best of
-                passage and labels). Default: settings.search_mode (ESCO_SEARCH_MODE), else dense. A mode the
+                passage and labels). Default: settings.search_mode (ESCO_SEARCH_MODE), else hybrid where the
+                collection holds every representation, dense where it holds the passage alone. A mode the
                 collection lacks is refused (SearchError naming what is missing and how to re-ingest).
 
         Raises:
@@ -236,7 +237,8 @@ class SkillSearch:
         if not queries:
             return []
         lim = check_limit(self.settings.limit if limit is None else limit)
-        thr = check_threshold(self.default_threshold if threshold is None else threshold)
+        if threshold is not None:
+            check_threshold(threshold)
         if occupation is not None:
             vals = [occupation] if isinstance(occupation, str) else list(occupation)
             if not all(isinstance(v, str) and occupations.is_occupation_uri(v) for v in vals):
@@ -257,6 +259,8 @@ class SkillSearch:
             asked = values_of("language", language)
             one_per_concept = len(langs) > 1 and len(asked) != 1
         chosen = resolve_mode(mode, self.settings.search_mode, meta, target)
+        thr = check_threshold(mode_threshold(self.settings.score_threshold, meta, chosen)
+                              if threshold is None else threshold)
         asked_langs = values_of("language", language)
         bm25 = self._bm25(target, meta, asked_langs[0] if len(asked_langs) == 1 else None) if chosen == hybrid.HYBRID else None
         out: list[list[SkillHit]] = []

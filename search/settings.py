@@ -95,7 +95,8 @@ class SearchSettings(BaseSettings):
     hnsw_ef: int | None = Field(default=None, ge=1, description="HNSW ef at search time; default: the store's")
     search_mode: Literal["dense", "hybrid"] | None = Field(
         default=None, description="dense (the passage vector) or hybrid (passage, labels and BM25 fused in the "
-        "engine, exact label matches first); default (unset): dense"
+        "engine, exact label matches first); default (unset): hybrid where the collection holds every "
+        "representation, else dense"
     )
 
     @field_validator("qdrant_url")

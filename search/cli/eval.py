@@ -82,7 +82,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="queries searched (and scored exactly) together (default 256)")
     p.add_argument("--mode", metavar="MODE[,MODE...]",
                    help="search mode(s): dense, hybrid; several (dense,hybrid) are evaluated side by side "
-                   "(default: the searcher's: ESCO_SEARCH_MODE, else dense)")
+                   "(default: the searcher's: ESCO_SEARCH_MODE, else hybrid where the collection holds every "
+                   "representation, else dense)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(command="eval")
     return p

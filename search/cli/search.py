@@ -44,8 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "collection's calibrated threshold)")
     add_filter_arguments(p)
     p.add_argument("--language", action="append", help="language of the passages (repeatable)")
-    p.add_argument("--mode", help="search mode: dense or hybrid (default: ESCO_SEARCH_MODE, else dense; hybrid needs a "
-                   "collection written with every representation)")
+    p.add_argument("--mode", help="search mode: dense or hybrid (default: ESCO_SEARCH_MODE, else hybrid where the "
+                   "collection was written with every representation, else dense)")
     p.add_argument("--json", action="store_true",
                    help="print JSON: the hits as an array for one text, one line {query, hits} per query otherwise")
     p.set_defaults(command="search")

@@ -175,7 +175,7 @@ def evaluate_modes(
         searcher: the searcher (its store, collection and encoder are used).
         labelled: the queries and their relevant concept URIs.
         modes: the search modes (``dense``, ``hybrid``), one report each, in this order; None: the one a
-            search without ``mode=`` gets (``ESCO_SEARCH_MODE``, else dense).
+            search without ``mode=`` gets (``ESCO_SEARCH_MODE``, else the best mode the collection was built for).
         limit: hits per query (100 covers ``map@100``).
         exact: also compute the exact reference and the index/exact ratio.
         calibration_k: hits per query the threshold calibration considers (a service's ``limit``).

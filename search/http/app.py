@@ -321,9 +321,7 @@ def _concept_uri(uri: str) -> str:
 def _collection_info(searcher: Any) -> dict[str, Any]:
     store, alias = searcher.store, searcher.collection
     meta = store.get_metadata(alias)  # fresh: follows an alias switch at once
-    threshold = searcher.settings.score_threshold
-    if threshold is None and meta.get("score_threshold") is not None:
-        threshold = float(meta["score_threshold"])
+    threshold = searcher.default_threshold
     return {
         "alias": alias,
         "collection": store.resolve_alias(alias) or alias,

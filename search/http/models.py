@@ -34,7 +34,7 @@ class SearchOptions(BaseModel):
     one_per_concept: bool | None = Field(default=None, description="at most one hit per skill (default: when "
                                          "several languages are indexed and not one is asked for)")
     mode: str | None = Field(default=None, description="dense or hybrid (default: the setting ESCO_SEARCH_MODE, "
-                             "else dense)")
+                             "else hybrid where the collection holds every representation, else dense)")
 
     def search_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``SkillSearch.search`` / ``search_batch`` (``mode`` only when given)."""

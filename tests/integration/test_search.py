@@ -39,7 +39,9 @@ QUERIES = [
 def searcher(request, tmp_path_factory, encoder):
     settings = settings_for(request, tmp_path_factory.mktemp(request.param), request.param, encoder.model_name)
     run(settings, [MINI_V11], ["en", "de"], encoder=encoder, progress=False)
-    s = SkillSearch(settings, encoder=encoder)
+    # The dense mode's contract (brute force over the passage vectors); the collection holds every
+    # representation, so a search without a mode would be hybrid (tested below and in test_hybrid_*).
+    s = SkillSearch(settings.model_copy(update={"search_mode": "dense"}), encoder=encoder)
     yield s
     s.close()
 
@@ -88,6 +90,27 @@ def test_each_filter_equals_brute_force_over_stored_vectors(searcher, stored, en
                            and p[Field.LANGUAGE] == h.language)
             assert flt.matches(payload)
     assert any(searcher.search(q, threshold=-1.0, **kwargs) for q in QUERIES), "the filter matches something"
+
+
+@pytest.mark.parametrize("name", list(_filters()))
+def test_hybrid_under_each_filter_equals_the_fused_reference(searcher, encoder, name):
+    """The default mode (hybrid: the collection holds every representation) under every filter: the hits of the
+    numpy reference of the fusion, over the same stored vectors, masked by the same filter."""
+    from search.evaluation.fused import FusedReference
+
+    kwargs = _filters()[name]
+    s = SkillSearch(searcher.settings.model_copy(update={"search_mode": None}), encoder=encoder, store=searcher.store)
+    target = s.store.resolve_alias(s.collection)
+    ref = FusedReference.from_store(s.store, target, s.store.get_metadata(target), filters=kwargs)
+    hits = s.search_batch(QUERIES, limit=10, threshold=-1.0, one_per_concept=True, **kwargs)  # as the reference
+    assert any(hits), "the filter matches something"
+    vecs = encoder.encode_queries(QUERIES)
+    expected = list(ref.iter_rankings("hybrid", vecs, QUERIES, limit=10))
+    for q, got, want in zip(QUERIES, hits, expected):
+        assert [h.concept_uri for h in got] == [uri for uri, _ in want], (name, q)
+        assert [h.score for h in got] == pytest.approx([sc for _, sc in want], abs=1e-4)
+        assert all(ref.mask is None or h.concept_uri in {ref.concepts[i] for i in np.nonzero(ref.mask)[0]}
+                   for h in got)
 
 
 def test_threshold_drops_everything_below_and_keeps_everything_above(searcher, stored, encoder):
@@ -199,16 +222,18 @@ def test_a_megabyte_of_text_is_cut_and_answered(searcher, caplog):
     assert any("characters cut" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
 @pytest.mark.parametrize("query_cache", [0, 64], ids=["cache-off", "cache-on"])
-def test_shared_between_threads(searcher, minilm_path, query_cache):
+def test_shared_between_threads(searcher, minilm_path, query_cache, mode):
     from search.encoding import SentenceTransformerEncoder
 
-    expected = {q: _ids(searcher.search(q, limit=5)) for q in QUERIES}
+    settings = searcher.settings.model_copy(update={"search_mode": mode})
+    expected = {q: _ids(searcher.search(q, limit=5, mode=mode)) for q in QUERIES}
     enc = searcher.encoder
     if query_cache:
         # The query LRU shared by the threads: filled and read concurrently.
         enc = SentenceTransformerEncoder(minilm_path, device="cpu", precision="fp32", cache_size=query_cache)
-    s = SkillSearch(searcher.settings, encoder=enc, store=searcher.store)
+    s = SkillSearch(settings, encoder=enc, store=searcher.store)
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda q: (q, _ids(s.search(q, limit=5))), QUERIES * 4))
     assert len(results) == len(QUERIES) * 4

@@ -8,7 +8,15 @@ from typing import Any
 from search.schema import Field
 from search.stores.base import ScoredPoint
 
-__all__ = ["SkillHit"]
+__all__ = ["SkillHit", "HIT_FIELDS"]
+
+
+#: The payload fields a :class:`SkillHit` is made of: all a search asks the store for (the occupation lists and
+#: group labels of a point are most of its payload, and converting them cost more than the search itself).
+HIT_FIELDS: tuple[str, ...] = (
+    Field.CONCEPT_URI, Field.PREFERRED_LABEL, Field.DESCRIPTION, Field.SKILL_TYPE, Field.REUSE_LEVEL,
+    Field.LANGUAGE, Field.PASSAGE, Field.ALT_LABELS, Field.COLLECTIONS, Field.ESCO_VERSION,
+)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from search.filters import (
     clean_query,
     values_of,
 )
-from search.hits import SkillHit
+from search.hits import HIT_FIELDS, SkillHit
 from search.schema import Field
 from search.settings import SearchSettings
 from search import extraction, hybrid, occupations
@@ -290,7 +290,7 @@ class SkillSearch:
     def _query(self, target: str, requests: list[Query], group: bool) -> tuple[list[list[ScoredPoint]], str]:
         assert self.store is not None
         kwargs = dict(group_by=Field.CONCEPT_URI if group else None, with_vectors=HYBRID_VECTORS,
-                      exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
+                      with_payload=HIT_FIELDS, exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
         try:
             return self.store.query(target, requests, **kwargs), target  # type: ignore[arg-type]
         except CollectionNotFound:
@@ -301,8 +301,8 @@ class SkillSearch:
                 group: bool) -> tuple[list[list[ScoredPoint]], str]:
         assert self.store is not None
         kwargs = dict(filter=flt, limit=limit, score_threshold=thr,
-                      group_by=Field.CONCEPT_URI if group else None, exact=self.settings.exact,
-                      hnsw_ef=self.settings.hnsw_ef)
+                      group_by=Field.CONCEPT_URI if group else None, with_payload=HIT_FIELDS,
+                      exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
         try:
             return self.store.search(target, vectors, **kwargs), target  # type: ignore[arg-type]
         except CollectionNotFound:

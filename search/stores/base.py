@@ -294,13 +294,15 @@ class Store(Protocol):
         *,
         group_by: str | None = None,
         with_vectors: bool | Sequence[str] = False,
+        with_payload: bool | Sequence[str] = True,
         exact: bool = False,
         hnsw_ef: int | None = None,
     ) -> list[list[ScoredPoint]]:
         """One batch of Query API requests (prefetches, fusion, boosts), in the engine; hits best first.
 
         With ``group_by``, the first (best) hit per distinct value of that payload field, in the order of
-        the final scores, ``limit`` groups. ``with_vectors``: the named vectors to return with each hit.
+        the final scores, ``limit`` groups. ``with_vectors``: the named vectors to return with each hit;
+        ``with_payload``: True (all), False, or the payload fields to return.
         """
         ...
 

@@ -384,6 +384,7 @@ class EdgeStore:
         *,
         group_by: str | None = None,
         with_vectors: bool | Sequence[str] = False,
+        with_payload: bool | Sequence[str] = True,
         exact: bool = False,
         hnsw_ef: int | None = None,
     ) -> list[list[ScoredPoint]]:
@@ -397,7 +398,7 @@ class EdgeStore:
                 return search_params(p, filtered=filtered, exact=exact, hnsw_ef=hnsw_ef, limit=limit)
 
             return run_queries(h.shard, p, requests, group_by=group_by, with_vectors=with_vectors,
-                               to_filter=edge_filter, search_params=params_for, scored=scored, keys_of=group_keys)
+                               with_payload=with_payload, to_filter=edge_filter, search_params=params_for, scored=scored, keys_of=group_keys)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:

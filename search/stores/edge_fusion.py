@@ -21,6 +21,7 @@ from search.stores.base import (
     Rrf,
     ScoredPoint,
     SparseVector,
+    payload_selection,
 )
 
 __all__ = [
@@ -200,7 +201,7 @@ def _with_vector(with_vectors: bool | Sequence[str]) -> Any:
 
 def run_queries(
     shard: Any, params: CollectionParams, requests: Sequence[Query], *, group_by: str | None,
-    with_vectors: bool | Sequence[str], to_filter: Callable[[Filter | None, Sequence[Any]], Any],
+    with_vectors: bool | Sequence[str], with_payload: bool | Sequence[str] = True, to_filter: Callable[[Filter | None, Sequence[Any]], Any],
     search_params: Callable[[bool, int], Any], scored: Callable[[Any, Any], ScoredPoint],
     keys_of: Callable[[Any], list[Any]],
 ) -> list[list[ScoredPoint]]:
@@ -211,6 +212,7 @@ def run_queries(
     (and vectors) in one ``retrieve``: the fused order is never changed by excluding groups.
     """
     wv = _with_vector(with_vectors)
+    sel = payload_selection(with_payload)
     reqs = []
     for r in requests:
         if r.limit < 1:
@@ -218,7 +220,7 @@ def run_queries(
         lim = candidate_pool(r) if group_by else r.limit
         reqs.append(engine_query(
             params, r, to_filter=to_filter, search_params=lambda filtered, lim=lim: search_params(filtered, lim),
-            limit=lim, with_payload=[group_by] if group_by else True, with_vector=False if group_by else wv,
+            limit=lim, with_payload=[group_by] if group_by else sel, with_vector=False if group_by else wv,
         ))
     results = shard.query_batch(qe.QueryBatchRequest(reqs)) if reqs else []
     if not group_by:
@@ -226,7 +228,7 @@ def run_queries(
     out = []
     for r, hits in zip(requests, results):
         chosen = group_first([scored(p, False) for p in hits], group_by, r.limit, keys_of)
-        recs = {str(x.id): x for x in shard.retrieve([p.id for p in chosen], with_payload=True, with_vector=wv)} if chosen else {}
+        recs = {str(x.id): x for x in shard.retrieve([p.id for p in chosen], with_payload=sel, with_vector=wv)} if chosen else {}
         full = []
         for p in chosen:
             rec = recs.get(p.id)

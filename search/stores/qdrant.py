@@ -325,6 +325,7 @@ class QdrantClientStore(RetryingCalls):
         *,
         group_by: str | None = None,
         with_vectors: bool | Sequence[str] = False,
+        with_payload: bool | Sequence[str] = True,
         exact: bool = False,
         hnsw_ef: int | None = None,
     ) -> list[list[ScoredPoint]]:
@@ -337,11 +338,12 @@ class QdrantClientStore(RetryingCalls):
             return []
         layout = self._layout(name)
         wv: Any = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
+        sel: Any = payload_selection(with_payload)
         reqs = [
             query_request(layout, r, to_filter=to_filter,
                           search_params=lambda f, r=r: self._search_params(f, exact, hnsw_ef, r.limit),
                           limit=candidate_pool(r) if group_by else r.limit,
-                          with_payload=[group_by] if group_by else True, with_vector=False if group_by else wv)
+                          with_payload=[group_by] if group_by else sel, with_vector=False if group_by else wv)
             for r in requests
         ]
         responses = self._on(name, self._client.query_batch_points, collection_name=name, requests=reqs)
@@ -358,18 +360,18 @@ class QdrantClientStore(RetryingCalls):
                     chosen.append(p)
                     if len(chosen) == r.limit:
                         break
-            full = {str(x.id): x for x in self.retrieve_raw(name, [str(p.id) for p in chosen], wv)}
+            full = {str(x.id): x for x in self.retrieve_raw(name, [str(p.id) for p in chosen], wv, sel)}
             out.append([ScoredPoint(str(p.id), float(p.score), dict(full[str(p.id)].payload or {}),
                                     *neutral_vectors(full[str(p.id)].vector if wv else None))
                         for p in chosen if str(p.id) in full])
         return out
 
-    def retrieve_raw(self, name: str, ids: Sequence[str], with_vectors: Any) -> list[Any]:
-        """The client's records of ``ids`` (payload and the vectors asked for)."""
+    def retrieve_raw(self, name: str, ids: Sequence[str], with_vectors: Any, with_payload: Any = True) -> list[Any]:
+        """The client's records of ``ids`` (the payload fields and the vectors asked for)."""
         if not ids:
             return []
-        return list(self._on(name, self._client.retrieve, collection_name=name, ids=list(ids), with_payload=True,
-                             with_vectors=with_vectors))
+        return list(self._on(name, self._client.retrieve, collection_name=name, ids=list(ids),
+                             with_payload=with_payload, with_vectors=with_vectors))
 
     def search(
         self,

@@ -113,6 +113,29 @@ def test_hybrid_under_each_filter_equals_the_fused_reference(searcher, encoder, 
                    for h in got)
 
 
+@pytest.mark.parametrize("group", [False, True])
+def test_query_returns_only_the_asked_payload_fields(searcher, encoder, group):
+    """Store.query(with_payload=[fields]) on every store kind: the same hits, only those fields (a search asks
+    for the SkillHit fields alone, hits.HIT_FIELDS)."""
+    from search import hybrid as h
+    from search.hits import HIT_FIELDS
+    from search.modes import bm25_terms, hybrid_query
+
+    target = searcher.store.resolve_alias(searcher.collection)
+    meta = searcher.store.get_metadata(target)
+    q = encoder.encode_queries(["bake bread"])[0]
+    req = hybrid_query(q, "bake bread", bm25_terms(meta, "en").query("bake bread"), h.HYBRID_FUSION, None, 5)
+    kw = dict(group_by=Field.CONCEPT_URI if group else None, with_vectors=(h.PASSAGE,))
+    full, = searcher.store.query(target, [req], **kw)
+    some, = searcher.store.query(target, [req], with_payload=list(HIT_FIELDS), **kw)
+    none, = searcher.store.query(target, [req], with_payload=False, **kw)
+    assert full and [p.id for p in some] == [p.id for p in full] == [p.id for p in none]
+    for f, p, n in zip(full, some, none):
+        assert set(f.payload) > set(HIT_FIELDS) and p.payload == {k: f.payload[k] for k in HIT_FIELDS if k in f.payload}
+        assert n.payload == {} and p.vectors and h.PASSAGE in p.vectors
+    assert SkillHit.from_point(some[0]) == SkillHit.from_point(full[0])
+
+
 def test_threshold_drops_everything_below_and_keeps_everything_above(searcher, stored, encoder):
     q = QUERIES[0]
     everything = searcher.search(q, limit=100, threshold=-1.0, one_per_concept=False)

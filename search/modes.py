@@ -130,26 +130,32 @@ def hybrid_query(vector: Sequence[float], text: str, terms: hybrid.SparseTerms |
     return Query(Boost(hybrid.LABEL_KEYS_FIELD, (key,), hybrid.PROMOTION_BOOST), (fused, exact), limit, flt or None)
 
 
-def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    nb = np.linalg.norm(b, axis=-1)
-    return (b @ a) / np.maximum(nb * max(float(np.linalg.norm(a)), 1e-12), 1e-12)
-
-
 def with_display_scores(query_vector: Sequence[float], hits: Sequence[ScoredPoint],
                         threshold: float | None) -> list[ScoredPoint]:
-    """Hybrid hits in fused order with ``score`` = the best cosine of passage and labels; below ``threshold`` dropped."""
+    """Hybrid hits in fused order with ``score`` = the best cosine of passage and labels; below ``threshold`` dropped.
+
+    One matrix product over every returned row (each hit's passage, then its label rows), then the best per hit.
+    """
+    if not hits:
+        return []
     q = np.asarray(query_vector, dtype=np.float32)
-    out = []
+    q = q / max(float(np.linalg.norm(q)), 1e-12)
+    rows: list[Any] = []
+    starts: list[int] = []
     for p in hits:
         vecs = p.vectors or {}
         passage = vecs.get(hybrid.PASSAGE, p.vector)
         if passage is None:
             raise SearchError(f"the store returned hit {p.id} without its passage vector")
-        best = float(_cos(q, np.asarray(passage, dtype=np.float32)))
-        rows = vecs.get(hybrid.LABELS)
-        lab = float(np.max(_cos(q, np.asarray(rows, dtype=np.float32)))) if rows else None
-        score = hybrid.display_score(best, lab)
+        starts.append(len(rows))
+        rows.append(passage)
+        rows.extend(vecs.get(hybrid.LABELS) or ())
+    m = np.asarray(rows, dtype=np.float32)
+    cos = (m @ q) / np.maximum(np.linalg.norm(m, axis=1), 1e-12)
+    best = np.maximum.reduceat(cos, np.asarray(starts))  # passage and labels alike: display_score's maximum
+    out = []
+    for p, score in zip(hits, best.tolist()):
         if threshold is not None and score < threshold:
             continue
-        out.append(ScoredPoint(p.id, score, p.payload))
+        out.append(ScoredPoint(p.id, float(score), p.payload))
     return out

@@ -47,14 +47,16 @@ VARIANTS: dict[str, FusionParams | None] = {
     "k5": replace(D, k=5),
     "k20": replace(D, k=20),
     "k60": replace(D, k=60),
-    "no-bm25": replace(D, representations=(P, L), weights=(1.0, 1.0)),
-    "bm25-half": replace(D, weights=(1.0, 1.0, 0.5)),
-    "passage-2": replace(D, weights=(2.0, 1.0, 1.0)),
-    "labels-2": replace(D, weights=(1.0, 2.0, 1.0)),
-    "4-legs": replace(D, representations=(P, L, R, B), weights=(1.0, 1.0, 1.0, 1.0)),
+    "no-bm25": replace(D, representations=(P, L), weights=(1.0, 0.999)),
+    "bm25-half": replace(D, weights=(1.0, 0.999, 0.5)),
+    "passage-2": replace(D, weights=(2.0, 0.999, 0.998)),
+    "labels-2": replace(D, weights=(1.0, 2.0, 0.998)),
+    "4-legs": replace(D, representations=(P, L, R, B), weights=(1.0, 0.999, 0.9985, 0.998)),
     "pref-for-labels": replace(D, representations=(P, R, B)),
     "prefetch-50": replace(D, prefetch_limit=50),
     "prefetch-200": replace(D, prefetch_limit=200),
+    "labels-cand-passage-bm25": replace(D, labels_candidates=(P, B)),
+    "labels-cand-passage-bm25-p50": replace(D, labels_candidates=(P, B), prefetch_limit=50),
 }
 
 

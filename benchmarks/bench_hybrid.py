@@ -10,6 +10,11 @@ real), one request at a time, with and without a filter. The request shapes are 
 (``tests/unit/test_hybrid.py::_engine_hybrid``).
 
 Run: ``python -m benchmarks.bench_hybrid [--queries 300] [--encode]``.
+
+``--served`` measures the served path instead, on the collection the ``ESCO_*`` settings name (a real ingest):
+``SkillSearch.search(text, mode=...)`` per query with its vector already in the encoder's query cache, so the
+time is the search side (BM25 terms of the query, the request, the store, the display scores, the hits),
+each mode interleaved with the others, with and without a filter.
 """
 
 from __future__ import annotations
@@ -133,13 +138,52 @@ def requests(q: list[float], text: str, bm25: h.Bm25Terms, fusion: h.FusionParam
     }
 
 
+def served(n: int, rounds: int = 3) -> int:
+    """Search-side latency of each mode through ``SkillSearch`` on the configured collection (``--served``)."""
+    from search import SearchSettings, SkillSearch
+    from search.schema import Field
+
+    with SkillSearch(SearchSettings(query_cache_size=max(4 * n, 1024))) as s:
+        target = s.store.resolve_alias(s.collection) or s.collection
+        records = [p.payload for p in s.store.scroll(target, with_payload=[Field.PREFERRED_LABEL, Field.ALT_LABELS,
+                                                                           Field.DESCRIPTION])]
+        rng = np.random.default_rng(1)
+        texts = []
+        for j, i in enumerate(rng.choice(len(records), n, replace=False)):
+            r = records[int(i)]
+            alts = r.get(Field.ALT_LABELS) or []
+            texts.append(alts[0] if j % 3 == 0 and alts else " ".join(str(r[Field.DESCRIPTION]).split()[:12]))
+        s.encoder.encode_queries(texts)  # cached: what follows is the search side
+        cases = [(m, f) for m in ("dense", "hybrid") for f in ({}, {"skill_type": "knowledge"})]
+        for m, f in cases:  # warm every path once
+            s.search(texts[0], mode=m, threshold=-1.0, **f)
+        times: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            for text in texts:
+                for m, f in cases:
+                    t0 = time.perf_counter()
+                    s.search(text, mode=m, limit=10, threshold=-1.0, **f)
+                    times.setdefault(m + (" filtered" if f else ""), []).append((time.perf_counter() - t0) * 1000)
+        print(f"machine: {machine()}")
+        print(f"collection {target}: {len(records)} points; {n} queries x {rounds} rounds, modes interleaved")
+        print(f"\n{'SkillSearch.search, vector cached':38s} {'p50 ms':>8s} {'p90 ms':>8s} {'p50 / dense':>12s}")
+        for name, ts in times.items():
+            b = np.median(times["dense filtered" if name.endswith("filtered") else "dense"])
+            print(f"{name:38s} {np.median(ts):8.2f} {np.percentile(ts, 90):8.2f} {np.median(ts) / b:11.2f}x")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--release", default=str(DEFAULT_RELEASE))
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--dim", type=int, default=384, help="vector size without --encode (384: e5-small, 768: e5-base)")
     ap.add_argument("--encode", action="store_true", help="encode the real texts with e5-small (torch fp32)")
+    ap.add_argument("--served", action="store_true",
+                    help="time SkillSearch.search per mode on the collection of the ESCO_* settings (a real ingest)")
     args = ap.parse_args(argv)
+    if args.served:
+        return served(args.queries)
     import qdrant_edge as qe
 
     records = esco_records(args.release)

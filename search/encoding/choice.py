@@ -55,7 +55,7 @@ __all__ = ["REFERENCE", "BackendChoice", "candidates", "choose_backend", "verdic
 
 REFERENCE = ("torch", "fp32")
 SPEED_PASSAGES = 160  # of the check passages, timed against torch fp32 (10 batches of 16, two rounds)
-_VERDICTS_VERSION = 2
+_VERDICTS_VERSION = 3  # 3: the per-kind bar pays one standard error of margin (check.kind_loss)
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,9 @@ class BackendChoice:
     def summary(self) -> str:
         """One line: the choice, its speed against torch fp32, the CPU, and every other candidate."""
         parts = []
-        for c in self.checks:
-            state = "" if c.passed else " (fails the check)"
-            parts.append(f"{c.backend} {c.precision} {c.speedup:.2f}x{state}")
+        for c in self.checks:  # a candidate that fails the check is not timed
+            speed = f" {c.speedup:.2f}x" if c.passed or c.speedup else ""
+            parts.append(f"{c.backend} {c.precision}{speed}{'' if c.passed else ' (fails the check)'}")
         cpu = self.cpu.get("model") or "this CPU"
         others = f"; {', '.join(parts)}" if parts else ""
         return (f"{self.backend} {self.precision} on {cpu}; speed over torch fp32 "

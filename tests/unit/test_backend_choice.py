@@ -86,6 +86,54 @@ def test_a_slightly_noisy_backend_passes(encoder):
     assert MIN_MEAN_COSINE < got.mean_cosine < 1.0
 
 
+def _embedded(rel_first: list[bool], m: int = 16):
+    """Embeddings where query i ranks its passage i % m first (True) or second, behind passage (i + 1) % m."""
+    from search.encoding.check import Embedded
+
+    eye = np.eye(m, dtype=np.float32)
+    qs = []
+    for i, first in enumerate(rel_first):
+        v = eye[i % m] + (0.0 if first else 1.1) * eye[(i + 1) % m]
+        qs.append(v / np.linalg.norm(v))
+    return Embedded(np.asarray(qs), eye, 1.0, 1.0)
+
+
+def test_the_kind_bar_pays_a_margin_for_the_checks_own_noise():
+    """A candidate passes a kind only when its MRR@10 loss plus one standard error of the per-query differences
+    is within MAX_KIND_MRR_DROP: a loss that is under the bar only by luck of the few queries fails."""
+    from search.encoding.check import MAX_KIND_MRR_DROP, compare, kind_loss
+    from search.encoding.data import CheckSet
+
+    assert kind_loss([1.0, 0.5, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]) == pytest.approx((0.375, 0.2394, ), abs=1e-4)
+    assert kind_loss([0.5] * 5, [0.5] * 5) == (0.0, 0.0)
+    n, m = 200, 16
+    check = CheckSet(queries=tuple(f"q{i}" for i in range(n)), relevant=tuple((i % m,) for i in range(n)),
+                     kinds=("sentence",) * n, passages=tuple(f"p{j}" for j in range(m)))
+    ref = _embedded([True] * n, m)
+    def kind_fails(got) -> bool:  # the query vectors moved, so the cosine bars fail here too: not the point
+        return any(r.startswith("sentence MRR@10") for r in got.reasons)
+
+    same = compare(_embedded([True] * n, m), ref, check, "openvino", "int8")
+    assert same.passed and same.mrr_by_kind["sentence"] == [1.0, 1.0, 0.0]
+    # one query in 400 falls to rank 2: a loss of 0.00125, its standard error 0.00125: within the bar
+    n2 = 2 * n
+    check2 = CheckSet(queries=tuple(f"q{i}" for i in range(n2)), relevant=tuple((i % m,) for i in range(n2)),
+                      kinds=("sentence",) * n2, passages=tuple(f"p{j}" for j in range(m)))
+    one = compare(_embedded([i != 7 for i in range(n2)], m), _embedded([True] * n2, m), check2, "openvino", "int8")
+    assert one.mrr_by_kind["sentence"][1] - one.mrr_by_kind["sentence"][0] == pytest.approx(0.00125)
+    assert not kind_fails(one), one.reasons
+    # three in 200: a loss of 0.0075 fails
+    three = compare(_embedded([i not in (3, 50, 99) for i in range(n)], m), ref, check, "openvino", "int8")
+    assert kind_fails(three) and "sentence MRR@10 drop 0.0075" in three.summary()
+    # a loss under the bar (0.0025) from ranks that moved both ways: the check cannot tell it from a real
+    # loss over the bar, so it fails (the margin)
+    ref_mixed = _embedded([i not in range(0, 40, 4) for i in range(n)], m)  # fp32 itself misses 10
+    mixed = compare(_embedded([i not in range(1, 44, 4) for i in range(n)], m), ref_mixed, check, "onnx", "int8")
+    loss = mixed.mrr_by_kind["sentence"][1] - mixed.mrr_by_kind["sentence"][0]
+    assert 0 < loss < MAX_KIND_MRR_DROP and kind_fails(mixed), mixed.summary()
+    assert "its standard error" in mixed.summary()
+
+
 class Timed:
     """A stand-in backend: the check set's embeddings of a real encoder (computed once), optionally noisy, that
     takes ``delay`` seconds per 100 passages: its measured speed is set by the test, not by a busy machine."""

@@ -197,6 +197,19 @@ def _engine_hybrid(shard, q, text, bm25: h.Bm25Terms, fusion: h.FusionParams, fl
     return [(str(p.id), float(p.score)) for p in shard.query(req)]
 
 
+def _engine_and_reference(tmp: Path, n: int, d: int, seed: int = 0):
+    """A corpus of ``n`` points, in an edge shard and in the numpy reference: (points, bm25, shard, reference)."""
+    points = _corpus(n, d, seed=seed)
+    bm25 = h.Bm25Terms("en", avg_len=5.0)
+    shard = _shard(tmp, points, bm25, d)
+    ix = ExactIndex.from_points(
+        (p["id"], {h.PASSAGE: p["passage"], h.PREF: p["pref"], h.LABELS: p["labels"],
+                   h.BM25: bm25.document(p["text"], p["id"])}, p["payload"])
+        for p in points
+    )
+    return points, bm25, shard, ix
+
+
 FUSIONS = {
     "labels rescoring": h.FusionParams(k=10, weights=(1.0, 0.9, 0.4), prefetch_limit=30),
     "labels scan, 4 legs": h.FusionParams(representations=(h.PASSAGE, h.PREF, h.LABELS, h.BM25), labels_candidates=(),
@@ -209,14 +222,7 @@ FUSIONS = {
 def test_reference_equals_the_engine(tmp_path: Path, filtered: bool, fusion_name: str) -> None:
     fusion = FUSIONS[fusion_name]
     d, n = 16, 300
-    points = _corpus(n, d)
-    bm25 = h.Bm25Terms("en", avg_len=5.0)
-    shard = _shard(tmp_path, points, bm25, d)
-    ix = ExactIndex.from_points(
-        (p["id"], {h.PASSAGE: p["passage"], h.PREF: p["pref"], h.LABELS: p["labels"],
-                   h.BM25: bm25.document(p["text"], p["id"])}, p["payload"])
-        for p in points
-    )
+    points, bm25, shard, ix = _engine_and_reference(tmp_path, n, d)
     flt = qe.Filter(must=[qe.FieldCondition(key="group", match=qe.MatchAny(any=["a"]))]) if filtered else None
     mask = np.array([p["payload"]["group"] == "a" for p in points]) if filtered else None
     rng = np.random.default_rng(1)
@@ -248,14 +254,7 @@ def test_default_fusion_has_no_ties_so_the_engine_orders_like_the_reference(tmp_
     scores arbitrarily (differently per process); the default's weights differ by 0.001, which orders them."""
     fusion = h.HYBRID_FUSION if fusion_name == "default" else h.FusionParams(weights=(1.0, 1.0, 1.0))
     d, n = 16, 300
-    points = _corpus(n, d, seed=5)
-    bm25 = h.Bm25Terms("en", avg_len=5.0)
-    shard = _shard(tmp_path, points, bm25, d)
-    ix = ExactIndex.from_points(
-        (p["id"], {h.PASSAGE: p["passage"], h.PREF: p["pref"], h.LABELS: p["labels"],
-                   h.BM25: bm25.document(p["text"], p["id"])}, p["payload"])
-        for p in points
-    )
+    points, bm25, shard, ix = _engine_and_reference(tmp_path, n, d, seed=5)
     rng = np.random.default_rng(2)
     tied_queries = 0
     for _ in range(20):

@@ -215,8 +215,9 @@ class StubStore:
         return None  # the setting names the collection itself
 
     def search(self, name, vectors, *, filter=None, limit=10, score_threshold=None, group_by=None, exact=False,
-               hnsw_ef=None, with_vectors=False):
+               hnsw_ef=None, with_vectors=False, with_payload=True):
         self.calls += 1
+        assert isinstance(with_payload, bool) or all(isinstance(f, str) for f in with_payload)
         assert type(limit) is int and 1 <= limit <= MAX_LIMIT
         assert score_threshold is None or (type(score_threshold) is float and -1.0 <= score_threshold <= 1.0)
         assert all(len(v) == 3 for v in vectors)

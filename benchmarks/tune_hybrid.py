@@ -138,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
     ap.add_argument("--alt", type=int, default=500, help="held-out alternative-label queries (0: none)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--label-caps", default="",
+                    help="also the default fusion with at most N label rows per skill (the first N: preferred, then "
+                         "alternatives), comma list, e.g. 3,4,5: what encoding fewer labels at ingest would cost")
     ap.add_argument("--out", default="tune_hybrid")
     args = ap.parse_args(argv)
     quiet_logging()
@@ -168,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             uri_of.setdefault(" ".join(pl[Field.PREFERRED_LABEL].split()).casefold(), set()).add(pl[Field.CONCEPT_URI])
         sets: dict[str, tuple[list[tuple[str, set[str]]], Any]] = {}
         full = ExactIndex.from_points(points)
+        alt_points: list[Any] = []
         for name, path in (("TECH", JOBADS / "tech_validation_annotations.csv"),
                            ("HOUSE", JOBADS / "house_validation_annotations.csv")):
             if path.is_file():
@@ -182,11 +186,21 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{k} {len(v[0])}" for k, v in sets.items()))
         encoded = {k: s.encoder.encode_queries([q for q, _ in qs]) for k, (qs, _) in sets.items()}
 
+    def capped(pts: list[Any], cap: int) -> Any:
+        return ExactIndex.from_points((pid, {**vecs, L: list(vecs[L])[:cap]}, pl) for pid, vecs, pl in pts)
+
+    runs: list[tuple[str, FusionParams | None, dict[str, Any]]] = [(v, VARIANTS[v], {k: ix for k, (_, ix) in sets.items()})
+                                                                  for v in names]
+    for cap in (int(c) for c in args.label_caps.split(",") if c.strip()):
+        idx = {k: (capped(alt_points, cap) if k == "alt held out" else None) for k in sets}
+        shared = capped(points, cap)
+        runs.append((f"labels cap {cap}", D, {k: v or shared for k, v in idx.items()}))
+        names.append(f"labels cap {cap}")
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for v in names:
+    for v, fusion, indexes in runs:
         results[v] = {}
-        for k, (qs, index) in sets.items():
-            ranked = _rank(index, concepts, bm25, VARIANTS[v], encoded[k], [q for q, _ in qs])
+        for k, (qs, _) in sets.items():
+            ranked = _rank(indexes[k], concepts, bm25, fusion, encoded[k], [q for q, _ in qs])
             m = ir_metrics(ranked, [r for _, r in qs], accuracy_at=(1,), precision_recall_at=(10,), mrr_at=(10,),
                            ndcg_at=(10,), map_at=(10,))
             results[v][k] = {"mrr@10": m["mrr@10"], "recall@10": m["recall@10"]}
@@ -201,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     print(table(rows))
     write_result(args.out, {"sets": {k: len(v[0]) for k, v in sets.items()}, "collection": target,
-                            "variants": {v: (VARIANTS[v].as_dict() if VARIANTS[v] else "dense") for v in names},
+                            "variants": {v: (f.as_dict() if f else "dense") for v, f, _ in runs},
                             "results": results})
     return 0
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ingest.esco import Release, SkillRecord
+from search import hybrid
 from search.encoding import Encoder
 from search.schema import SCHEMA_VERSION, Field, passage_text, point_id, text_hash
 
@@ -45,8 +46,8 @@ class PendingPoint:
     sparse: Any = field(default=None, repr=False)
 
     def vector_rows(self) -> int:
-        """Dense rows this point stores: the passage, or with labels the passage, pref and every label row."""
-        return 2 + len(self.labels) if self.labels else 1
+        """Dense rows this point stores: the passage, or with labels the passage, pref and its label rows."""
+        return 2 + len(hybrid.label_rows(self.labels)) if self.labels else 1
 
     def payload_size(self) -> int:
         """Bytes of the payload as JSON (computed once)."""

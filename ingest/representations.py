@@ -4,10 +4,11 @@
 ``hybrid`` (the default; design: docs/hybrid.md): four named vectors per point (:mod:`search.hybrid`):
 
 * ``passage`` (dense): the passage, its text hash in ``text_hash`` as before;
-* ``labels`` (multivector, MaxSim, no HNSW): every distinct label (:func:`search.hybrid.skill_labels`), one
-  row each, encoded with the query prompt; its hash in ``labels_hash``;
+* ``labels`` (multivector, MaxSim, no HNSW): the first ``search.hybrid.MAX_LABEL_ROWS`` distinct labels
+  (:func:`search.hybrid.label_rows`), one row each, encoded with the query prompt; its hash (of those rows'
+  texts) in ``labels_hash``;
 * ``pref`` (dense): the preferred label, the first ``labels`` row (same text, same prompt, same vector);
-* ``bm25`` (sparse, the engine's IDF): BM25 weights of the labels by Qdrant's own tokenizer, per language;
+* ``bm25`` (sparse, the engine's IDF): BM25 weights of every label by Qdrant's own tokenizer, per language;
   no model, recomputed at every build (its hash in ``bm25_hash`` says what changed).
 
 A release upgrade keeps a stored passage vector whose ``text_hash`` is unchanged and stored label rows whose
@@ -77,7 +78,8 @@ class Representations:
             for p, doc in zip(group, docs):
                 p.sparse = terms.document(doc, tie_break=p.id)
                 p.payload[hybrid.LABEL_KEYS_FIELD] = hybrid.label_keys(p.labels)
-                p.payload[LABELS_HASH] = hybrid.representation_hash(mkey, hybrid.LABELS, p.labels, enc.query_prompt)
+                p.payload[LABELS_HASH] = hybrid.representation_hash(mkey, hybrid.LABELS, hybrid.label_rows(p.labels),
+                                                                    enc.query_prompt)
                 p.payload[BM25_HASH] = hybrid.representation_hash(tkey, hybrid.BM25, [doc])
 
     def vector_specs(self) -> dict[str, VectorSpec]:
@@ -106,7 +108,8 @@ class Representations:
                                  "text": "the preferred label (the first labels row)", "hash_field": LABELS_HASH}
             reps[hybrid.LABELS] = {"kind": "multivector", "comparator": "max_sim", "prompt": enc.query_prompt,
                                    "size": enc.dimension, "hnsw": False, "hash_field": LABELS_HASH,
-                                   "text": "preferred, alternative and hidden labels, distinct by label_key"}
+                                   "max_rows": hybrid.MAX_LABEL_ROWS,
+                                   "text": "the first labels, distinct by label_key: preferred, then alternative"}
             reps[hybrid.BM25] = {"kind": "sparse", "modifier": "idf", "text": "the labels, joined",
                                  "hash_field": BM25_HASH,
                                  "languages": {lang: t.describe() for lang, t in sorted(self.bm25.items())}}
@@ -144,14 +147,15 @@ class Representations:
         if not self.hybrid:
             return
         need = [p for p in batch if p.label_rows is None]
-        texts = [t for p in need for t in p.labels]
+        per_point = [hybrid.label_rows(p.labels) for p in need]
+        texts = [t for rows in per_point for t in rows]
         if not texts:
             return
         rows = enc.encode_queries(texts)
         i = 0
-        for p in need:
-            p.label_rows = rows[i : i + len(p.labels)]
-            i += len(p.labels)
+        for p, own in zip(need, per_point):
+            p.label_rows = rows[i : i + len(own)]
+            i += len(own)
 
 
 def stored_vectors(p: PendingPoint, hybrid_kind: bool) -> dict[str, Any] | None:

@@ -5,8 +5,9 @@ A point (one per skill and language) carries four named vectors and a keyword pa
 
 * ``passage`` (dense): ``passage: <preferred label>: <description>``, today's trained form;
 * ``pref`` (dense): the preferred label, ``query: <label>`` (labels are short, like queries);
-* ``labels`` (multivector, MaxSim): every distinct label (:func:`skill_labels`), ``query: <label>``;
-* ``bm25`` (sparse, the engine's IDF modifier): BM25 weights of the labels by Qdrant's own tokenizer;
+* ``labels`` (multivector, MaxSim): the first :data:`MAX_LABEL_ROWS` distinct labels (:func:`label_rows`: the
+  preferred label, then alternatives), ``query: <label>``;
+* ``bm25`` (sparse, the engine's IDF modifier): BM25 weights of every label by Qdrant's own tokenizer;
 * ``label_keys``: :func:`label_key` of every label, for exact-label promotion.
 
 Modes: ``dense`` (the passage alone, today's search) and ``hybrid`` (one Query API request: a prefetch per
@@ -32,7 +33,7 @@ __all__ = [
     "PASSAGE", "PREF", "LABELS", "BM25", "LABEL_KEYS_FIELD", "REPRESENTATIONS", "LABELS_PROMPT",
     "FusionParams", "HYBRID_FUSION", "PROMOTION_BOOST",
     "check_mode", "missing_representations", "mode_refusal",
-    "label_key", "skill_labels", "label_keys", "bm25_document",
+    "label_key", "skill_labels", "label_rows", "MAX_LABEL_ROWS", "label_keys", "bm25_document",
     "SparseTerms", "Bm25Terms", "bm25_language", "bm25_metadata", "query_bm25", "idf",
     "representation_hash", "rrf_position_score", "rrf_fuse", "display_score", "unit_rows",
 ]
@@ -151,6 +152,19 @@ def skill_labels(preferred: str, alternatives: Iterable[str] = (), hidden: Itera
             seen.add(key)
             out.append(text)
     return out
+
+
+# Label rows encoded per skill (the labels multivector): the first three distinct labels. Three or four rows score
+# within noise of every label on job-ad sentences, course texts and held-out alt labels, and encode 40 % of the
+# rows (7.2 labels a skill on average): the hybrid ingest stays under 2x the dense one (docs/hybrid.md). BM25 and
+# the exact-label keys keep every label: they cost no encoding.
+MAX_LABEL_ROWS: Final = 3
+
+
+def label_rows(labels: Sequence[str]) -> list[str]:
+    """The labels encoded as rows of the ``labels`` multivector: the first :data:`MAX_LABEL_ROWS` of
+    :func:`skill_labels` (the preferred label, then alternatives in ESCO's order; hidden labels come last)."""
+    return list(labels[:MAX_LABEL_ROWS])
 
 
 def label_keys(labels: Iterable[str]) -> list[str]:

@@ -66,8 +66,9 @@ def test_every_representation_is_written_and_recorded(tmp_path, encoder):
         assert set(p.vectors) == set(NAMES)
         assert np.allclose(p.vectors[hybrid.PASSAGE], encoder.encode_passages([pl[Field.PASSAGE]])[0], atol=1e-5)
         rows = _rows(p)
-        assert rows.shape == (len(labels), encoder.dimension)
-        assert np.allclose(rows, encoder.encode_queries(labels), atol=1e-5)
+        encoded = hybrid.label_rows(labels)  # the first MAX_LABEL_ROWS labels; BM25 and the keys take them all
+        assert encoded == labels[:hybrid.MAX_LABEL_ROWS] and rows.shape == (len(encoded), encoder.dimension)
+        assert np.allclose(rows, encoder.encode_queries(encoded), atol=1e-5)
         assert np.allclose(p.vectors[hybrid.PREF], rows[0], atol=1e-6)  # the preferred label, as a query
         bm25 = p.vectors[hybrid.BM25]
         assert len(bm25.indices) > 0 and all(v > 0 for v in bm25.values)
@@ -104,7 +105,9 @@ def test_a_release_upgrade_reencodes_only_the_representations_whose_text_changed
         if r["conceptUri"] == S["bicycles"]:
             r["description"] += " Also e-bikes."  # passage only
         if r["conceptUri"] == S["research"]:
-            r["altLabels"] += "\nnew alternative label"  # labels only
+            r["altLabels"] = "new alternative label\n" + r["altLabels"]  # labels only, among the encoded rows
+        if r["conceptUri"] == S["python"]:
+            r["altLabels"] += "\nanother python label"  # past the encoded rows: BM25 and keys only
         if r["conceptUri"] == S["bread"]:
             r["preferredLabel"] = "bake breads"  # both
         return r
@@ -127,9 +130,17 @@ def test_a_release_upgrade_reencodes_only_the_representations_whose_text_changed
     for pid in (research, bread):  # new label rows
         pl = after[pid].payload
         labels = hybrid.skill_labels(pl[Field.PREFERRED_LABEL], pl[Field.ALT_LABELS], pl[Field.HIDDEN_LABELS])
-        assert np.allclose(_rows(after[pid]), encoder.encode_queries(labels), atol=1e-5)
+        assert np.allclose(_rows(after[pid]), encoder.encode_queries(hybrid.label_rows(labels)), atol=1e-5)
         assert after[pid].payload["labels_hash"] != second[pid].payload["labels_hash"]
     assert "new alternative label" in after[research].payload[Field.ALT_LABELS]
+    # a label past the encoded rows: its rows reused, but BM25 and the exact-label keys hold it
+    py = point_id(S["python"], "en")
+    assert len(hybrid.skill_labels(after[py].payload[Field.PREFERRED_LABEL],
+                                   after[py].payload[Field.ALT_LABELS])) > hybrid.MAX_LABEL_ROWS
+    assert np.array_equal(_rows(after[py]), _rows(second[py]))
+    assert after[py].payload["labels_hash"] == second[py].payload["labels_hash"]
+    assert "another python label" in after[py].payload[hybrid.LABEL_KEYS_FIELD]
+    assert after[py].payload["bm25_hash"] != second[py].payload["bm25_hash"]
     assert np.allclose(after[bread].vectors[hybrid.PREF], encoder.encode_queries(["bake breads"])[0], atol=1e-5)
 
 

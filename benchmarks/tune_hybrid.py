@@ -94,10 +94,11 @@ def _held_out_alt(points: list[tuple[str, dict[str, Any], dict[str, Any]]], n: i
                                      pl.get(Field.HIDDEN_LABELS) or ())
         alts = [j for j, lab in enumerate(labels) if j > 0 and len(owners[hybrid.label_key(lab)]) == 1
                 and hybrid.label_key(lab) != hybrid.label_key(labels[0])]
-        if not alts or len(vecs[L]) != len(labels):
+        if not alts or len(vecs[L]) != len(hybrid.label_rows(labels)):
             continue
         j = rng.choice(alts)
         kept = labels[:j] + labels[j + 1:]
+        # the stored rows are the first labels (hybrid.label_rows): the held-out one goes if it is among them
         rows = [r for k, r in enumerate(vecs[L]) if k != j]
         sparse = terms.document(hybrid.bm25_document(kept), tie_break=pid)
         out[i] = (pid, {**vecs, L: rows, B: (sparse.indices, sparse.values)},

@@ -24,7 +24,7 @@ class IngestSettings(SearchSettings):
     representations: Literal["dense", "hybrid"] = Field(
         default="hybrid",
         description="what each point holds: dense (the passage vector alone) or hybrid (passage, preferred label, "
-        "every label as a multivector, BM25 of the labels: what ESCO_SEARCH_MODE=hybrid needs)",
+        "its first labels as a multivector, BM25 of every label: what ESCO_SEARCH_MODE=hybrid needs)",
     )
     keep_collections: int = Field(
         default=2, ge=1, description="complete collections kept per alias (the served one included) for rollback"

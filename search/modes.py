@@ -4,8 +4,9 @@
 (the passage, the label rows by MaxSim, BM25 over the labels), all under the call's filter, fused by weighted
 RRF in the engine, and skills whose label equals the query boosted to the top (:data:`hybrid.PROMOTION_BOOST`).
 Hits keep the fused order; their ``score`` is the best cosine of the query with the passage or any label
-(:func:`hybrid.display_score`), computed here from the vectors the store returns, so a threshold keeps its
-meaning. The request shape is the one :class:`hybrid.ExactIndex` computes in numpy.
+(:func:`hybrid.display_score`), scored by the engine in a second small request per text (:func:`display_requests`:
+the hits' points only, no vectors fetched), so a threshold keeps its meaning. The request shape is the one
+:class:`hybrid.ExactIndex` computes in numpy.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from search import hybrid
 from search.errors import SearchError
+from search.schema import Field
 from search.stores import (
     Boost,
     Condition,
@@ -29,10 +29,7 @@ from search.stores import (
     SparseVector,
 )
 
-__all__ = ["resolve_mode", "mode_threshold", "hybrid_query", "bm25_terms", "with_display_scores", "HYBRID_VECTORS"]
-
-#: The vectors a hybrid hit comes back with, to compute its ``score``.
-HYBRID_VECTORS = (hybrid.PASSAGE, hybrid.LABELS)
+__all__ = ["resolve_mode", "mode_threshold", "hybrid_query", "bm25_terms", "display_requests", "with_display_scores"]
 
 
 def resolve_mode(asked: str | None, setting: str | None, metadata: Mapping[str, Any], collection: str) -> str:
@@ -130,32 +127,44 @@ def hybrid_query(vector: Sequence[float], text: str, terms: hybrid.SparseTerms |
     return Query(Boost(hybrid.LABEL_KEYS_FIELD, (key,), hybrid.PROMOTION_BOOST), (fused, exact), limit, flt or None)
 
 
-def with_display_scores(query_vector: Sequence[float], hits: Sequence[ScoredPoint],
+def display_requests(query_vector: Sequence[float], hits: Sequence[ScoredPoint], flt: Filter | None,
+                     points_per_concept: int) -> list[Query]:
+    """The two requests that score ``hits`` for :func:`with_display_scores`, in the engine.
+
+    Each scores only the points of the hits' concepts (their ``concept_uri`` under the call's filter, at most
+    ``points_per_concept`` points each: one per language): the query's cosine with the ``passage`` vector, and
+    its MaxSim over the ``labels`` rows (the best label's cosine). Nothing is fetched but ids and scores.
+    """
+    uris = tuple(dict.fromkeys(str(p.payload[Field.CONCEPT_URI]) for p in hits))
+    if not uris:
+        return []
+    f = Filter(((flt.must if flt else ()) + (Condition(Field.CONCEPT_URI, uris),)))
+    n = len(uris) * max(1, points_per_concept)
+    vec = [float(x) for x in query_vector]
+    return [Query(Nearest(hybrid.PASSAGE, vec), (), n, f), Query(Nearest(hybrid.LABELS, [vec]), (), n, f)]
+
+
+def with_display_scores(hits: Sequence[ScoredPoint], scored: Sequence[Sequence[ScoredPoint]],
                         threshold: float | None) -> list[ScoredPoint]:
     """Hybrid hits in fused order with ``score`` = the best cosine of passage and labels; below ``threshold`` dropped.
 
-    One matrix product over every returned row (each hit's passage, then its label rows), then the best per hit.
+    ``scored``: the answers to :func:`display_requests` for these hits (the passage leg, then the labels leg).
+
+    Raises:
+        SearchError: the store scored no representation of a hit (it answered for another collection).
     """
-    if not hits:
-        return []
-    q = np.asarray(query_vector, dtype=np.float32)
-    q = q / max(float(np.linalg.norm(q)), 1e-12)
-    rows: list[Any] = []
-    starts: list[int] = []
-    for p in hits:
-        vecs = p.vectors or {}
-        passage = vecs.get(hybrid.PASSAGE, p.vector)
-        if passage is None:
-            raise SearchError(f"the store returned hit {p.id} without its passage vector")
-        starts.append(len(rows))
-        rows.append(passage)
-        rows.extend(vecs.get(hybrid.LABELS) or ())
-    m = np.asarray(rows, dtype=np.float32)
-    cos = (m @ q) / np.maximum(np.linalg.norm(m, axis=1), 1e-12)
-    best = np.maximum.reduceat(cos, np.asarray(starts))  # passage and labels alike: display_score's maximum
+    best: dict[str, float] = {}
+    for leg in scored:
+        for p in leg:
+            s = float(p.score)
+            if s > best.get(p.id, -2.0):
+                best[p.id] = s
     out = []
-    for p, score in zip(hits, best.tolist()):
+    for p in hits:
+        score = best.get(p.id)
+        if score is None:
+            raise SearchError(f"the store returned no passage or label score for hit {p.id}")
         if threshold is not None and score < threshold:
             continue
-        out.append(ScoredPoint(p.id, float(score), p.payload))
+        out.append(ScoredPoint(p.id, score, p.payload))
     return out

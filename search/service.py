@@ -27,7 +27,7 @@ from search.hits import HIT_FIELDS, SkillHit
 from search.schema import Field
 from search.settings import SearchSettings
 from search import extraction, hybrid, occupations
-from search.modes import HYBRID_VECTORS, bm25_terms, hybrid_query, mode_threshold, resolve_mode, with_display_scores
+from search.modes import bm25_terms, display_requests, hybrid_query, mode_threshold, resolve_mode, with_display_scores
 from search.stores import Filter, Query, ScoredPoint, Store, open_store
 
 __all__ = ["SkillSearch", "SkillHit", "build_filter", "clean_query", "MAX_LIMIT", "MAX_QUERY_CHARS"]
@@ -273,7 +273,7 @@ class SkillSearch:
                 requests = [hybrid_query(v, t, bm25.query(t), hybrid.HYBRID_FUSION, flt, lim)
                             for v, t in zip(vectors, chunk)]
                 fused, target = self._query(target, requests, one_per_concept)
-                points = [with_display_scores(v, hits, thr) for v, hits in zip(vectors, fused)]
+                points = self._display(target, vectors, fused, flt, len(meta.get("languages") or ()), thr)
             out.extend([SkillHit.from_point(p) for p in hits] for hits in points)
         return out
 
@@ -289,13 +289,27 @@ class SkillSearch:
 
     def _query(self, target: str, requests: list[Query], group: bool) -> tuple[list[list[ScoredPoint]], str]:
         assert self.store is not None
-        kwargs = dict(group_by=Field.CONCEPT_URI if group else None, with_vectors=HYBRID_VECTORS,
-                      with_payload=HIT_FIELDS, exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
+        kwargs = dict(group_by=Field.CONCEPT_URI if group else None, with_payload=HIT_FIELDS,
+                      exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
         try:
             return self.store.query(target, requests, **kwargs), target  # type: ignore[arg-type]
         except CollectionNotFound:
             target, _ = self._current(force=True)
             return self.store.query(target, requests, **kwargs), target  # type: ignore[arg-type]
+
+    def _display(self, target: str, vectors: list[list[float]], fused: list[list[ScoredPoint]], flt: Filter,
+                 languages: int, thr: float | None) -> list[list[ScoredPoint]]:
+        """The fused hits with their display score (:func:`search.modes.with_display_scores`): one exact batch
+        request scoring every text's hits (passage cosine, labels MaxSim) in the collection the hits came from."""
+        assert self.store is not None
+        requests = [display_requests(v, hits, flt, languages) for v, hits in zip(vectors, fused)]
+        flat = [q for qs in requests for q in qs]
+        answers = self.store.query(target, flat, with_payload=False, exact=True) if flat else []
+        out, i = [], 0
+        for hits, qs in zip(fused, requests):
+            out.append(with_display_scores(hits, answers[i:i + len(qs)], thr))
+            i += len(qs)
+        return out
 
     def _search(self, target: str, vectors: list[list[float]], flt: Filter, limit: int, thr: float | None,
                 group: bool) -> tuple[list[list[ScoredPoint]], str]:

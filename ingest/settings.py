@@ -40,7 +40,11 @@ class IngestSettings(SearchSettings):
     replication_factor: int | None = Field(default=None, ge=1, description="copies of each shard (cluster)")
     write_consistency_factor: int | None = Field(default=None, ge=1, description="replicas that must confirm a write")
     on_disk_vectors: bool = Field(default=False, description="keep the original vectors on disk (memory-mapped)")
-    quantization: Literal["none", "int8"] = Field(default="none", description="scalar int8 quantization, rescored")
+    quantization: Literal["none", "int8"] = Field(
+        default="int8",
+        description="scalar int8 copies of the vectors in RAM that searches scan, rescored with the originals "
+        "(none: scan the originals, ~3x slower at 14k skills)",
+    )
     hnsw_m: int = Field(default=16, ge=4, le=128, description="HNSW graph degree")
     hnsw_ef_construct: int = Field(default=100, ge=4, description="HNSW build-time candidate list")
 

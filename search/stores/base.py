@@ -26,6 +26,7 @@ __all__ = [
     "Prefetch",
     "Query",
     "PASSAGE_VECTOR",
+    "DEFAULT_OVERSAMPLING",
     "Store",
 ]
 
@@ -56,6 +57,11 @@ class Filter:
                 return False
         return True
 
+
+#: Oversampling of int8-quantized searches before rescoring with the original vectors: 4x the limit. At 2x and 3x a
+#: hybrid leg's top 100 could miss a point of the exact top 100, and the fused order moved (TECH MRR@10 index/exact
+#: 0.999 on the full release, Zen 4); at 4x it is 1.000, and rescoring 400 points costs ~0.1 ms.
+DEFAULT_OVERSAMPLING = 4.0
 
 #: The dense vector that ``vector`` means in a collection of named vectors, and the one plain
 #: :meth:`Store.search` searches there.

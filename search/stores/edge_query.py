@@ -11,7 +11,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from search.stores.base import CollectionParams, Filter, ScoredPoint
+from search.stores.base import DEFAULT_OVERSAMPLING, CollectionParams, Filter, ScoredPoint
 from search.stores.edge_fusion import named_vector_config, neutral_vectors
 
 __all__ = [
@@ -31,8 +31,6 @@ DEFAULT_ACORN_MAX_SELECTIVITY = 0.9
 # ef of HNSW searches when the caller gives none (the engine's default is the collection's ef_construct):
 # recall@10 0.998 unfiltered on real ESCO embeddings with m=16, ef_construct=100.
 DEFAULT_HNSW_EF = 256
-# Oversampling of int8-quantized searches before rescoring with the original vectors.
-DEFAULT_OVERSAMPLING = 2.0
 
 
 def edge_filter(flt: Filter | None, extra: Sequence[Any] = ()) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 
 from search.errors import CollectionNotFound, ConfigError, SearchError, StoreLocked
-from search.stores.base import (PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint,
+from search.stores.base import (DEFAULT_OVERSAMPLING, PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint,
                                 payload_selection)
 from search.stores.qdrant_calls import RetryingCalls
 from search.stores.qdrant_fusion import (
@@ -313,9 +313,12 @@ class QdrantClientStore(RetryingCalls):
         # real ESCO vectors with filters (docs/edge-store.md); the edge store uses the same defaults.
         if self.kind != "server":
             return None
+        # An int8-quantized collection (ESCO_QUANTIZATION, the default) rescores with the original vectors, with
+        # the edge store's oversampling; exact=True scans the originals. Ignored by a collection without int8.
         return models.SearchParams(
             exact=exact, hnsw_ef=hnsw_ef or max(DEFAULT_HNSW_EF, limit),
             acorn=models.AcornSearchParams(enable=True, max_selectivity=0.9) if filtered else None,
+            quantization=models.QuantizationSearchParams(ignore=exact, rescore=True, oversampling=DEFAULT_OVERSAMPLING),
         )
 
     def query(

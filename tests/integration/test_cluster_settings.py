@@ -53,4 +53,4 @@ def test_cluster_layout_reaches_the_server(tmp_path, encoder, representations):
 def test_embedded_defaults_need_no_cluster_settings(tmp_path):
     s = IngestSettings(_env_file=None, qdrant_path=tmp_path)
     assert (s.shard_number, s.replication_factor, s.write_consistency_factor) == (None, None, None)
-    assert s.quantization == "none" and s.on_disk_vectors is False
+    assert s.quantization == "int8" and s.on_disk_vectors is False  # int8 copies scanned, rescored (docs/settings.md)

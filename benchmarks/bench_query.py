@@ -79,13 +79,16 @@ def build_store(settings: Any, enc: Any, records: Sequence[Any], size: int, enco
     """Create the collection behind ``settings.collection``; returns (store, seconds to write it)."""
     from ingest.points import payload_of
     from search.schema import KEYWORD_FIELDS, passage_text
-    from search.stores import CollectionParams, StoredPoint, open_store
+    from ingest.collections import collection_params
+    from ingest.settings import IngestSettings
+    from search.stores import StoredPoint, open_store
 
     store = open_store(settings)
     name = f"{settings.collection}__bench__{size}"
     meta = {**enc.describe(), "languages": ["en"], "esco_version": "v1.1.1", "status": "complete"}
     t = time.perf_counter()
-    store.create_collection(name, CollectionParams(vector_size=enc.dimension), meta, KEYWORD_FIELDS)
+    # the layout esco-ingest writes with its defaults (int8 copies scanned, rescored)
+    store.create_collection(name, collection_params(IngestSettings(_env_file=None), enc.dimension), meta, KEYWORD_FIELDS)
     rng = np.random.default_rng(seed)
     texts = [passage_text(r.preferred_label, r.description) for r in records]
     chunk = 2000

@@ -144,16 +144,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from ingest.occupations import run_occupations
 
+        from search.encoding import SharedEncoder
+
         settings = IngestSettings()
         languages = args.language or ["en"]
         quiet_model_loading()
+        encoder = SharedEncoder(settings)  # one model load for the skills and the occupations
         # The skills, then the occupations (their own alias). A full disk under a memory-mapped write of
         # the embedded store: one line, not a bare "Bus error".
         with logging_redirect_tqdm(), sigbus_message(settings.store_path):
             summary = run(settings, args.release, languages, esco_version=args.esco_version, limit=args.limit,
-                          progress=not quiet and not args.json)
+                          encoder=encoder, progress=not quiet and not args.json)  # type: ignore[arg-type]
             occ = None if args.no_occupations else run_occupations(
-                settings, args.release, languages, esco_version=args.esco_version)
+                settings, args.release, languages, esco_version=args.esco_version, encoder=encoder)  # type: ignore[arg-type]
         out = summary.to_dict()
         if occ is not None:
             out["occupations"] = occ.to_dict()

@@ -25,7 +25,7 @@ from search.encoding.choice import BackendChoice, candidates, choose_backend
 from search.encoding.encoder import PROBE_TEXT, Encoder, SentenceTransformerEncoder, probe_similarity, resolve_precision
 from search.encoding.export_cache import cache_root
 from search.encoding.hardware import cpu_has_bf16, cpu_info
-from search.encoding.load import int8_backend, load_encoder
+from search.encoding.load import SharedEncoder, int8_backend, load_encoder
 from search.encoding.packages import BACKEND_PRECISIONS, check_backend
 from search.encoding.prepare import BackendModel, prepare_backend
 
@@ -37,6 +37,7 @@ __all__ = [
     "Encoder",
     "QualityCheck",
     "SentenceTransformerEncoder",
+    "SharedEncoder",
     "cache_root",
     "candidates",
     "check_backend",

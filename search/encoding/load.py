@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from search.encoding import packages
@@ -10,7 +11,7 @@ from search.encoding.encoder import SentenceTransformerEncoder
 from search.encoding.hardware import default_device
 from search.errors import ConfigError
 
-__all__ = ["int8_backend", "load_encoder"]
+__all__ = ["int8_backend", "load_encoder", "SharedEncoder"]
 
 
 def int8_backend() -> str:
@@ -68,3 +69,35 @@ def load_encoder(settings: Any) -> SentenceTransformerEncoder:
             return enc
         backend = int8_backend() if precision in ("int8", "int8w") else "torch"
     return load(backend, precision)
+
+
+class SharedEncoder:
+    """The encoder the settings name, loaded at its first use and then shared by every caller.
+
+    ``esco-ingest`` hands one to the skills build and to the occupations build: the model loads once, and
+    not at all when the run stops before anything is encoded (a bad release, a held lock). Attribute access
+    goes to the loaded :class:`~search.encoding.encoder.SentenceTransformerEncoder` (thread-safe first load).
+    """
+
+    def __init__(self, settings: Any) -> None:
+        self._settings = settings
+        self._encoder: SentenceTransformerEncoder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded."""
+        return self._encoder is not None
+
+    def get(self) -> SentenceTransformerEncoder:
+        """The encoder, loaded by the first call (:func:`load_encoder`)."""
+        if self._encoder is None:
+            with self._lock:
+                if self._encoder is None:
+                    self._encoder = load_encoder(self._settings)
+        return self._encoder
+
+    def __getattr__(self, name: str) -> Any:  # only for names this class lacks: the encoder's own
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)

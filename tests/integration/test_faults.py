@@ -151,6 +151,7 @@ def cli(monkeypatch, capsys, memo, tmp_path):
     """
     monkeypatch.chdir(tmp_path)  # no developer .env
     monkeypatch.setattr("ingest.build.load_encoder", lambda settings: memo)
+    monkeypatch.setattr("search.encoding.load.load_encoder", lambda settings: memo)  # esco-ingest's SharedEncoder
     monkeypatch.setattr("search.service.load_encoder", lambda settings: memo)
 
     def call(tool: str, args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
@@ -190,6 +191,7 @@ def served(memo, tmp_path_factory):
     with pytest.MonkeyPatch.context() as m:
         m.chdir(tmp)
         m.setattr("ingest.build.load_encoder", lambda settings: memo)
+        m.setattr("search.encoding.load.load_encoder", lambda settings: memo)  # esco-ingest's SharedEncoder
         for k, v in env.items():
             m.setenv(k, v)
         out = io.StringIO()

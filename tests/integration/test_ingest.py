@@ -182,3 +182,28 @@ def test_encoded_points_are_written_in_chunks_of_the_upsert_batch_size(tmp_path,
         assert store.count(s.collection) == 40
     finally:
         store.close()
+
+
+def test_esco_ingest_loads_the_model_once_for_skills_and_occupations(tmp_path, monkeypatch, capsys, encoder):
+    """One load for both builds (SharedEncoder); none at all when the release cannot be read."""
+    import json
+
+    from ingest.cli import main
+
+    calls: list[object] = []
+    monkeypatch.setattr("search.encoding.load.load_encoder", lambda s: calls.append(s) or encoder)
+    monkeypatch.setattr("ingest.build.load_encoder", lambda s: pytest.fail("the skills build loaded a model"))
+    monkeypatch.setattr("ingest.occupations.load_encoder", lambda s: pytest.fail("the occupations build loaded one"))
+    monkeypatch.chdir(tmp_path)  # no developer .env
+    for k, v in {"ESCO_QDRANT_PATH": str(tmp_path / "store"), "ESCO_LOCK_DIR": str(tmp_path / "locks"),
+                 "ESCO_MODEL": encoder.model_name, "ESCO_REPRESENTATIONS": "dense"}.items():
+        monkeypatch.setenv(k, v)
+
+    assert main(["--release", str(tmp_path / "no-such-release"), "--quiet"]) == 2
+    assert calls == []  # the release is read before the model loads
+
+    capsys.readouterr()
+    assert main(["--release", str(MINI_V11), "--quiet", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sum(out["points_written"].values()) > 0 and out["occupations"]["encoded"] > 0
+    assert len(calls) == 1

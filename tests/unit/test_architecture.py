@@ -120,3 +120,71 @@ def test_layer_contracts_hold() -> None:
         pytest.skip("lint-imports (import-linter, a dev dependency) is not installed")
     proc = subprocess.run([exe, "--no-cache"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+# --- dependencies ------------------------------------------------------------------------------------
+def _requirement_names(specs: list[str]) -> set[str]:
+    import re
+
+    return {re.split(r"[\s<>=!~;\[(]", s.strip(), maxsplit=1)[0].lower().replace("_", "-") for s in specs}
+
+
+def _pyproject() -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def _third_party_imports(folder: Path) -> dict[str, str]:
+    """Top-level module -> first file importing it (lazy imports inside functions included)."""
+    import ast
+
+    own = {"search", "ingest", "benchmarks", "tests"}
+    out: dict[str, str] = {}
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in own and top != "__future__":
+                    out.setdefault(top, str(path.relative_to(ROOT)))
+    return out
+
+
+@pytest.mark.parametrize("folders,groups", [
+    (("search", "ingest"), "library"),  # the package: its dependencies and extras
+    (("tests", "benchmarks"), "all"),  # tests and benchmarks may use the dev extra too
+])
+def test_every_imported_package_is_declared(folders, groups) -> None:
+    """A module imported directly must come from a declared distribution, not from one that happens to be
+    installed as another package's dependency (review item 10: httpx, huggingface_hub, tomli were not)."""
+    import importlib.metadata as md
+
+    project = _pyproject()["project"]
+    extras = dict(project["optional-dependencies"])
+    if groups == "library":
+        extras.pop("dev")
+    declared = _requirement_names(project["dependencies"]) | {n for v in extras.values() for n in _requirement_names(v)}
+    dists = md.packages_distributions()
+    missing = []
+    for folder in folders:
+        for module, where in _third_party_imports(ROOT / folder).items():
+            names = {d.lower().replace("_", "-") for d in dists.get(module, [])}
+            if not names:
+                continue  # not installed here (an extra this environment lacks): nothing to map it to
+            if not names & declared:
+                missing.append(f"{module} ({', '.join(sorted(names))}) in {where}")
+    assert not missing, "imported but not declared in pyproject.toml: " + "; ".join(missing)
+
+
+def test_the_engine_dependency_has_an_upper_bound() -> None:
+    """The edge store's files are written by qdrant-edge-py; a 0.x minor release may change them (review item 8)."""
+    (spec,) = [s for s in _pyproject()["project"]["dependencies"] if s.startswith("qdrant-edge-py")]
+    assert "<" in spec, spec

@@ -295,10 +295,7 @@ def test_cluster_worker_with_too_high_write_consistency_is_refused(monkeypatch: 
 
 def test_worker_args_parse_with_the_real_cli() -> None:
     """The args of both compose workers, the Job and the CronJob are accepted by esco-ingest's parser."""
-    cli = pytest.importorskip("ingest.cli")
-    make_parser = getattr(cli, "_parser", None)
-    if make_parser is None:
-        pytest.skip("ingest.cli has no _parser() to check the arguments with")
+    from ingest.cli import _parser as make_parser  # a broken or renamed CLI fails here: no skip
     (cm,) = k8s_kind("ConfigMap")
     arg_lists = [[interpolate(a) for a in as_list(worker(load(p))["command"])] for p in (COMPOSE, CLUSTER)]
     for _, pod in _pod_specs():

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 
 from benchmarks.bench_ingest import peak_rss_mb
 from benchmarks.common import (
@@ -167,8 +168,8 @@ def bench_size(size: int, args: argparse.Namespace, records: Sequence[Any], quer
             name = f"{args.model} {spec[0]}/{spec[1]}"
             # end to end, through the service, with the encoder's query LRU cache off and warm
             for cache in (0, 1024):
-                enc._cache.clear()
-                enc._cache_size = cache  # what ESCO_QUERY_CACHE_SIZE sets
+                # what ESCO_QUERY_CACHE_SIZE sets: an LRU of that many query vectors, or none
+                enc._cache = LRUCache(maxsize=cache) if cache else None
                 svc = SkillSearch(settings, encoder=enc, store=store)
                 if cache:
                     svc.search_batch(qs)  # warm: every query seen before

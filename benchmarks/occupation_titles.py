@@ -20,6 +20,7 @@ Embeddings are cached under the output folder's ``cache/`` (.npy + the texts the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import os
 import random
 import re
@@ -158,30 +159,28 @@ def build_sets(d: Data) -> dict[str, list[dict]]:
         removed.discard(pref_key)
         return q, removed
 
-    # (a) held-out alternative labels
-    rng = random.Random(SEED_ALT)
-    order = list(range(d.n))
-    rng.shuffle(order)
-    out = []
-    for i in order:
-        if len(out) >= N_ALT:
-            break
-        got = pick_alt(i, rng)
-        if got:
-            out.append({"occ": i, "query": got[0], "removed": sorted(got[1]), "base": got[0]})
-    sets["a: alt held out"] = out
+    def sample(seed: int, n: int, make: Callable[[int, random.Random], dict | None]) -> list[dict]:
+        """Up to ``n`` queries from the occupations in a shuffled order (``make`` skips one with None)."""
+        rng = random.Random(seed)
+        order = list(range(d.n))
+        rng.shuffle(order)
+        out: list[dict] = []
+        for i in order:
+            if len(out) >= n:
+                break
+            q = make(i, rng)
+            if q is not None:
+                out.append(q)
+        return out
 
-    # (b) noisy free titles from a held-out alt label
-    rng = random.Random(SEED_NOISY)
-    order = list(range(d.n))
-    rng.shuffle(order)
-    out = []
-    for i in order:
-        if len(out) >= N_NOISY:
-            break
+    def held_out(i: int, rng: random.Random) -> dict | None:  # (a) a held-out alternative label
+        got = pick_alt(i, rng)
+        return {"occ": i, "query": got[0], "removed": sorted(got[1]), "base": got[0]} if got else None
+
+    def noisy(i: int, rng: random.Random) -> dict | None:  # (b) a noisy free title from a held-out alt label
         got = pick_alt(i, rng)
         if not got:
-            continue
+            return None
         q = got[0]
         style = rng.choice(["pre", "post", "both"])
         if style in ("pre", "both"):
@@ -191,24 +190,19 @@ def build_sets(d: Data) -> dict[str, list[dict]]:
             q = f"{q}{suf}" if suf.startswith(",") else f"{q} {suf}"
         if rng.random() < 0.5:
             q = q[0].upper() + q[1:]
-        out.append({"occ": i, "query": clean_text(q), "removed": sorted(got[1]), "base": got[0]})
-    sets["b: noisy titles"] = out
+        return {"occ": i, "query": clean_text(q), "removed": sorted(got[1]), "base": got[0]}
 
-    # (c) the description's first sentence (occupations whose description has >= 2 sentences)
-    rng = random.Random(SEED_DESC)
-    order = list(range(d.n))
-    rng.shuffle(order)
-    out = []
-    for i in order:
-        if len(out) >= N_DESC:
-            break
+    def first_sentence(i: int, rng: random.Random) -> dict | None:  # (c) of a description of >= 2 sentences
         desc = d.occ[i].description.strip()
         parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])", desc, maxsplit=1)
         if len(parts) < 2 or len(parts[0].split()) < 5 or len(parts[1].split()) < 5:
-            continue
-        out.append({"occ": i, "query": clean_text(parts[0]), "removed": [],
-                    "rest_passage": passage_text(d.occ[i].preferred_label, parts[1])})
-    sets["c: description 1st sentence"] = out
+            return None
+        return {"occ": i, "query": clean_text(parts[0]), "removed": [],
+                "rest_passage": passage_text(d.occ[i].preferred_label, parts[1])}
+
+    sets["a: alt held out"] = sample(SEED_ALT, N_ALT, held_out)
+    sets["b: noisy titles"] = sample(SEED_NOISY, N_NOISY, noisy)
+    sets["c: description 1st sentence"] = sample(SEED_DESC, N_DESC, first_sentence)
     return sets
 
 

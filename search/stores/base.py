@@ -27,6 +27,7 @@ __all__ = [
     "Query",
     "PASSAGE_VECTOR",
     "DEFAULT_OVERSAMPLING",
+    "neutral_vectors",
     "Store",
 ]
 
@@ -118,6 +119,25 @@ class ScoredPoint:
     payload: dict[str, Any]
     vector: list[float] | None = None
     vectors: dict[str, Vector] | None = None
+
+
+def neutral_vectors(v: Any) -> tuple[list[float] | None, dict[str, Any] | None]:
+    """(``vector``, ``vectors``) of the vector(s) a store returns for a record: the passage (or the one unnamed)
+    vector, and every named one (dense as a list, multivector as a list of rows, sparse as :class:`SparseVector`)."""
+    if v is None:
+        return None, None
+    if not isinstance(v, dict):
+        return list(v), None
+    out: dict[str, Any] = {}
+    for name, x in v.items():
+        if hasattr(x, "indices"):
+            out[name] = SparseVector(tuple(int(i) for i in x.indices), tuple(float(y) for y in x.values))
+        else:
+            out[name] = [list(r) for r in x] if x and isinstance(x[0], (list, tuple)) else list(x)
+    if "" in out and len(out) == 1:  # the one unnamed vector, given by name ""
+        return out[""], None
+    main = out.get(PASSAGE_VECTOR)
+    return (main if isinstance(main, list) and (not main or not isinstance(main[0], list)) else None), out
 
 
 # --- the Query API, neutral ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import qdrant_edge as qe
 
 from search.errors import CollectionNotFound, SearchError
 from search.stores.base import (PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint,
-                                payload_selection)
+                                neutral_vectors, payload_selection)
 from search.stores.edge_files import (
     FORMAT_VERSION,
     SHARD_DIR,
@@ -33,7 +33,7 @@ from search.stores.edge_files import (
     fsync_dir,
     store_lock,
 )
-from search.stores.edge_fusion import neutral_vectors, point_vectors, run_queries
+from search.stores.edge_fusion import point_vectors, run_queries
 from search.stores.edge_query import (
     DEFAULT_ACORN_MAX_SELECTIVITY,
     DEFAULT_FULL_SCAN_THRESHOLD,

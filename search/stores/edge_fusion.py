@@ -20,12 +20,12 @@ from search.stores.base import (
     Query,
     Rrf,
     ScoredPoint,
-    SparseVector,
+    neutral_vectors,
     payload_selection,
 )
 
 __all__ = [
-    "run_queries", "named_vector_config", "point_vectors", "neutral_vectors", "engine_query", "candidate_pool",
+    "run_queries", "named_vector_config", "point_vectors", "engine_query", "candidate_pool",
     "group_first", "vector_names",
 ]
 
@@ -83,24 +83,6 @@ def point_vectors(params: CollectionParams, pid: str, vectors: Mapping[str, Any]
     if missing:
         raise ValueError(f"point {pid} lacks the vector(s) {', '.join(missing)} of the collection")
     return {n: _engine_vector(params, n, v, f"point {pid}") for n, v in vectors.items()}
-
-
-def neutral_vectors(vec: Any) -> tuple[list[float] | None, dict[str, Any] | None]:
-    """(``vector``, ``vectors``) of an engine record's vector(s): the passage one, and all by name."""
-    if vec is None:
-        return None, None
-    if not isinstance(vec, dict):
-        return list(vec), None
-    out: dict[str, Any] = {}
-    for name, v in vec.items():
-        if hasattr(v, "indices"):
-            out[name] = SparseVector(tuple(int(i) for i in v.indices), tuple(float(x) for x in v.values))
-        else:
-            out[name] = [list(r) for r in v] if v and isinstance(v[0], (list, tuple)) else list(v)
-    if "" in out and len(out) == 1:
-        return out[""], None
-    main = out.get(PASSAGE_VECTOR)
-    return (main if isinstance(main, list) else None), out
 
 
 def _stage_query(params: CollectionParams, q: Nearest | Rrf) -> Any:

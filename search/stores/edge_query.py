@@ -11,8 +11,8 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from search.stores.base import DEFAULT_OVERSAMPLING, CollectionParams, Filter, ScoredPoint
-from search.stores.edge_fusion import named_vector_config, neutral_vectors
+from search.stores.base import DEFAULT_OVERSAMPLING, CollectionParams, Filter, ScoredPoint, neutral_vectors
+from search.stores.edge_fusion import named_vector_config
 
 __all__ = [
     "DEFAULT_FULL_SCAN_THRESHOLD", "DEFAULT_ACORN_MAX_SELECTIVITY", "DEFAULT_HNSW_EF", "DEFAULT_OVERSAMPLING",

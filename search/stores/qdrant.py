@@ -15,13 +15,12 @@ from qdrant_client import QdrantClient, models
 
 from search.errors import CollectionNotFound, ConfigError, SearchError, StoreLocked
 from search.stores.base import (DEFAULT_OVERSAMPLING, PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint,
-                                payload_selection)
+                                neutral_vectors, payload_selection)
 from search.stores.qdrant_calls import RetryingCalls
 from search.stores.qdrant_fusion import (
     candidate_pool,
     layout_of,
     to_filter,
-    neutral_vectors,
     point_vector,
     query_request,
     vectors_config,

@@ -18,11 +18,10 @@ from search.stores.base import (
     Prefetch,
     Query,
     Rrf,
-    SparseVector,
     VectorSpec,
 )
 
-__all__ = ["to_filter", "layout_of", "vectors_config", "point_vector", "neutral_vectors", "query_request", "candidate_pool"]
+__all__ = ["to_filter", "layout_of", "vectors_config", "point_vector", "query_request", "candidate_pool"]
 
 
 def vectors_config(params: CollectionParams, on_disk: bool | None) -> tuple[Any, Any]:
@@ -67,22 +66,6 @@ def point_vector(params: CollectionParams, pid: str, vector: Sequence[float] | N
     if missing:
         raise ValueError(f"point {pid} lacks the vector(s) {', '.join(missing)} of the collection")
     return {n: _value(params, n, v, f"point {pid}") for n, v in given.items()}
-
-
-def neutral_vectors(v: Any) -> tuple[list[float] | None, dict[str, Any] | None]:
-    """(``vector``, ``vectors``) of a record's vector(s): the passage one, and all by name."""
-    if v is None:
-        return None, None
-    if not isinstance(v, dict):
-        return list(v), None
-    out: dict[str, Any] = {}
-    for name, x in v.items():
-        if isinstance(x, models.SparseVector):
-            out[name] = SparseVector(tuple(int(i) for i in x.indices), tuple(float(y) for y in x.values))
-        else:
-            out[name] = [list(r) for r in x] if x and isinstance(x[0], (list, tuple)) else list(x)
-    main = out.get(PASSAGE_VECTOR, out.get(""))
-    return (main if isinstance(main, list) and (not main or not isinstance(main[0], list)) else None), out
 
 
 def _stage_query(params: CollectionParams, q: Nearest | Rrf) -> Any:

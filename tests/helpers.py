@@ -50,3 +50,19 @@ def brute_force(points: dict[str, tuple[dict, np.ndarray]], query: np.ndarray, f
                 grouped.append(r)
         rows = grouped
     return [(pid, score) for pid, score, _ in rows[:limit]]
+
+
+class FailingEncoder:
+    """Wraps a real encoder and fails on its ``fail_on``-th batch of passages: a build that breaks half-way."""
+
+    def __init__(self, inner, fail_on: int) -> None:
+        self._inner, self._n, self._fail_on = inner, 0, fail_on
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def encode_passages(self, texts, batch_size=32):
+        self._n += 1
+        if self._n == self._fail_on:
+            raise RuntimeError("the model broke")
+        return self._inner.encode_passages(texts, batch_size)

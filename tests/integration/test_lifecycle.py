@@ -24,7 +24,7 @@ from search import SkillSearch
 from search.errors import SearchError, StoreLocked
 from search.schema import Field, point_id
 from search.stores import open_store
-from tests.helpers import MINI_V11, MINI_V12, ROOT, all_points, fixtures
+from tests.helpers import MINI_V11, MINI_V12, ROOT, FailingEncoder, all_points, fixtures
 
 WORKER = r"""
 import json, os, signal, sys, time
@@ -269,22 +269,6 @@ def test_one_writer_per_alias_and_a_dead_holder_frees_the_lock(tmp_path, encoder
         IngestLock(settings.lock_folder, "esco_skills").acquire()
 
 
-class _FailingEncoder:
-    """Wraps a real encoder and fails on its n-th batch: an ingest that breaks half-way."""
-
-    def __init__(self, inner, fail_on: int) -> None:
-        self._inner, self._n, self._fail_on = inner, 0, fail_on
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def encode_passages(self, texts, batch_size=32):
-        self._n += 1
-        if self._n == self._fail_on:
-            raise RuntimeError("the model broke")
-        return self._inner.encode_passages(texts, batch_size)
-
-
 def test_a_failed_ingest_serves_nothing_partial(tmp_path, encoder):
     from tests.conftest import make_settings
 
@@ -293,7 +277,7 @@ def test_a_failed_ingest_serves_nothing_partial(tmp_path, encoder):
     changed = _edit_release(MINI_V12, tmp_path / "esco_v1.2.10_csv", lambda lang, rows: [
         {**r, "description": r["description"] + " Changed."} for r in rows])
     with pytest.raises(RuntimeError, match="the model broke"):
-        run(settings, [changed], ["en"], encoder=_FailingEncoder(encoder, 2), progress=False)
+        run(settings, [changed], ["en"], encoder=FailingEncoder(encoder, 2), progress=False)
     store = open_store(settings)
     try:
         assert store.resolve_alias(settings.collection) == first.collection

@@ -15,23 +15,7 @@ from ingest.collections import list_collections, rollback
 from ingest.errors import IngestLocked
 from ingest.ownership import IngestLock, heartbeat_age, owner_alive
 from search.stores import open_store
-from tests.helpers import MINI_V11, MINI_V12
-
-
-class _FailingEncoder:
-    """Wraps a real encoder and fails on its n-th batch: a build left unfinished."""
-
-    def __init__(self, inner, fail_on: int) -> None:
-        self._inner, self._n, self._fail_on = inner, 0, fail_on
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def encode_passages(self, texts, batch_size=32):
-        self._n += 1
-        if self._n == self._fail_on:
-            raise RuntimeError("the model broke")
-        return self._inner.encode_passages(texts, batch_size)
+from tests.helpers import MINI_V11, MINI_V12, FailingEncoder
 
 
 def _unfinished(settings, encoder, release=MINI_V11, **kw) -> str:
@@ -42,7 +26,7 @@ def _unfinished(settings, encoder, release=MINI_V11, **kw) -> str:
     finally:
         store.close()
     with pytest.raises(RuntimeError, match="the model broke"):
-        run(settings, [release], ["en"], encoder=_FailingEncoder(encoder, 1), progress=False, **kw)
+        run(settings, [release], ["en"], encoder=FailingEncoder(encoder, 1), progress=False, **kw)
     store = open_store(settings)
     try:
         (name,) = set(store.list_collections()) - before

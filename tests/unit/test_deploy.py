@@ -125,14 +125,19 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return out
 
 
-def settings_from_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> IngestSettings:
-    """IngestSettings from exactly these variables (the process's ESCO_* and any .env are ignored)."""
+def only_these_esco_variables(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """The process's ESCO_* variables become exactly the ESCO_* ones of ``env``."""
     for key in list(os.environ):
         if key.startswith("ESCO_"):
             monkeypatch.delenv(key)
     for key, value in env.items():
         if key.startswith("ESCO_"):
             monkeypatch.setenv(key, value)
+
+
+def settings_from_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> IngestSettings:
+    """IngestSettings from exactly these variables (the process's ESCO_* and any .env are ignored)."""
+    only_these_esco_variables(monkeypatch, env)
     return IngestSettings(_env_file=None)
 
 
@@ -593,12 +598,7 @@ def serve_args(args: list[str]) -> Any:
 
 
 def service_settings_from_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> tuple[SearchSettings, ServiceSettings]:
-    for key in list(os.environ):
-        if key.startswith("ESCO_"):
-            monkeypatch.delenv(key)
-    for key, value in env.items():
-        if key.startswith("ESCO_"):
-            monkeypatch.setenv(key, value)
+    only_these_esco_variables(monkeypatch, env)
     return SearchSettings(_env_file=None), ServiceSettings(_env_file=None)  # type: ignore[call-arg]
 
 

@@ -5,12 +5,14 @@ The process runs under coreutils ``timeout``: it stops by itself even when a tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,14 @@ def in_flight(url: str) -> float:
     (line,) = [ln for ln in httpx.get(url + "/metrics").text.splitlines()
                if ln.startswith("esco_http_requests_in_flight ")]
     return float(line.split()[1])
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], cwd: Path) -> Iterator[Server]:
+    """A started service, ready (its log in ``cwd/server.log``), stopped on exit."""
+    server = Server(env, cwd, cwd / "server.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -22,7 +22,7 @@ from ingest.build import run
 from search import SkillSearch
 from tests.conftest import make_settings
 from tests.helpers import MINI_V11, MINI_V12, fixtures
-from tests.integration.http_server import Server, assert_error, server_env
+from tests.integration.http_server import assert_error, server_env, serving
 
 KEYS = ("test-key-alpha-1", "test-key-beta-22")
 ORIGIN = "http://allowed.example"
@@ -51,12 +51,8 @@ def store_settings(tmp_path_factory: pytest.TempPathFactory, minilm_path: str, e
 def served(store_settings, tmp_path_factory: pytest.TempPathFactory):
     cwd = tmp_path_factory.mktemp("served")
     env = server_env(store_settings, api_keys=",".join(KEYS), cors_origins=ORIGIN, batch_wait_ms=30, **LIMITS)
-    server = Server(env, cwd, cwd / "server.log")
-    try:
-        server.wait_ready()
+    with serving(env, cwd) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from ingest.build import run
 from tests.conftest import make_settings
 from tests.helpers import MINI_V11, fixtures
-from tests.integration.http_server import Server, server_env
+from tests.integration.http_server import Server, server_env, serving
 
 KEY = "browser-test-key-1"
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
@@ -32,12 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, minilm_path: str, encoder):
     tmp = tmp_path_factory.mktemp("browser")
     settings = make_settings(tmp, "edge", model=minilm_path)
     run(settings, [MINI_V11], ["en", "de"], encoder=encoder, progress=False)
-    srv = Server(server_env(settings, api_keys=KEY), tmp, tmp / "server.log")
-    try:
-        srv.wait_ready()
+    with serving(server_env(settings, api_keys=KEY), tmp) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -218,23 +218,23 @@ def _join_relations(rel: Relations, skills: _Skills, occ_labels: dict[str, str],
     c = stats.lang(lang)
     essential: dict[str, set[str]] = defaultdict(set)
     optional: dict[str, set[str]] = defaultdict(set)
+
+    def dropped(kind: str, uri: str, skipped: bool, line: int) -> None:
+        """A relation whose ``kind`` end (skill or occupation) is not kept: skipped (filtered out) or unknown."""
+        if skipped:
+            c[f"relations_skipped_{kind}"] += 1
+        else:
+            c[f"relations_unknown_{kind}"] += 1
+            stats.warn(f"relation_{kind}", lang,
+                       f"[{lang}] {rel.file}, line {line}: unknown {kind} {uri}; relation dropped")
+
     for line, occ, rtype, skill in rel.rows:
         c["relation_rows"] += 1
         if skill not in skills.kept:
-            if skill in skills.seen_all:
-                c["relations_skipped_skill"] += 1
-            else:
-                c["relations_unknown_skill"] += 1
-                stats.warn("relation_skill", lang,
-                           f"[{lang}] {rel.file}, line {line}: unknown skill {skill}; relation dropped")
+            dropped("skill", skill, skill in skills.seen_all, line)
             continue
         if occ not in occ_labels:
-            if occ in occ_skipped:
-                c["relations_skipped_occupation"] += 1
-            else:
-                c["relations_unknown_occupation"] += 1
-                stats.warn("relation_occupation", lang,
-                           f"[{lang}] {rel.file}, line {line}: unknown occupation {occ}; relation dropped")
+            dropped("occupation", occ, occ in occ_skipped, line)
             continue
         target = essential if rtype == "essential" else optional
         if occ in target[skill]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -272,8 +272,8 @@ class SkillSearch:
             else:
                 requests = [hybrid_query(v, t, bm25.query(t), hybrid.HYBRID_FUSION, flt, lim)
                             for v, t in zip(vectors, chunk)]
-                fused, target = self._query(target, requests, one_per_concept)
-                points = self._display(target, vectors, fused, flt, len(meta.get("languages") or ()), thr)
+                points, target = self._hybrid(target, vectors, requests, flt, len(meta.get("languages") or ()), thr,
+                                              one_per_concept)
             out.extend([SkillHit.from_point(p) for p in hits] for hits in points)
         return out
 
@@ -287,15 +287,28 @@ class SkillSearch:
             self._bm25_cache[key] = terms
         return terms
 
-    def _query(self, target: str, requests: list[Query], group: bool) -> tuple[list[list[ScoredPoint]], str]:
-        assert self.store is not None
-        kwargs = dict(group_by=Field.CONCEPT_URI if group else None, with_payload=HIT_FIELDS,
-                      exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
+    def _on_current(self, target: str, call: Callable[[str], Any]) -> tuple[Any, str]:
+        """``call(target)``; when the alias was switched and its old collection deleted under us, once more on the
+        collection the alias serves now. Returns (the answer, the collection that gave it)."""
         try:
-            return self.store.query(target, requests, **kwargs), target  # type: ignore[arg-type]
+            return call(target), target
         except CollectionNotFound:
             target, _ = self._current(force=True)
-            return self.store.query(target, requests, **kwargs), target  # type: ignore[arg-type]
+            return call(target), target
+
+    def _hybrid(self, target: str, vectors: list[list[float]], requests: list[Query], flt: Filter, languages: int,
+                thr: float | None, group: bool) -> tuple[list[list[ScoredPoint]], str]:
+        """The fused hits of ``requests`` with their display scores (both requests on one collection)."""
+        store = self.store
+        assert store is not None
+        kwargs = dict(group_by=Field.CONCEPT_URI if group else None, with_payload=HIT_FIELDS,
+                      exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
+
+        def run(t: str) -> list[list[ScoredPoint]]:
+            fused = store.query(t, requests, **kwargs)  # type: ignore[arg-type]
+            return self._display(t, vectors, fused, flt, languages, thr)
+
+        return self._on_current(target, run)
 
     def _display(self, target: str, vectors: list[list[float]], fused: list[list[ScoredPoint]], flt: Filter,
                  languages: int, thr: float | None) -> list[list[ScoredPoint]]:
@@ -313,16 +326,12 @@ class SkillSearch:
 
     def _search(self, target: str, vectors: list[list[float]], flt: Filter, limit: int, thr: float | None,
                 group: bool) -> tuple[list[list[ScoredPoint]], str]:
-        assert self.store is not None
+        store = self.store
+        assert store is not None
         kwargs = dict(filter=flt, limit=limit, score_threshold=thr,
                       group_by=Field.CONCEPT_URI if group else None, with_payload=HIT_FIELDS,
                       exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
-        try:
-            return self.store.search(target, vectors, **kwargs), target  # type: ignore[arg-type]
-        except CollectionNotFound:
-            # The alias was switched and its old collection deleted under us: check the new one, once.
-            target, _ = self._current(force=True)
-            return self.store.search(target, vectors, **kwargs), target  # type: ignore[arg-type]
+        return self._on_current(target, lambda t: store.search(t, vectors, **kwargs))  # type: ignore[arg-type]
 
     # --- whole texts -----------------------------------------------------------------------------
     def extract(self, text: str, **options: Any) -> list[Any]:

@@ -648,3 +648,29 @@ def test_a_mode_the_collection_lacks_is_refused(hybrid_searcher, encoder):
     with pytest.raises(SearchError, match="unknown search mode 'sparse'"):
         s.search("bake bread", mode="sparse")
     assert SearchSettings(_env_file=None, search_mode="hybrid").search_mode == "hybrid"
+
+
+@pytest.mark.parametrize("kind", ["edge", "local"])
+def test_hybrid_follows_the_alias_when_its_collection_is_deleted_under_it(kind, tmp_path, encoder):
+    """The alias moves to a new collection and the old one is deleted while the searcher still knows the old one:
+    the fused request and the display scores both run on the new collection, once."""
+    from search.settings import SearchSettings
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, kind, model=encoder.model_name)
+    store = open_store(settings)
+    try:
+        _hybrid_collection(store, encoder, "skills_old")
+        store.switch_alias(settings.collection, "skills_old")
+        s = SkillSearch(SearchSettings(**settings.model_dump(include=set(SearchSettings.model_fields))),
+                        encoder=encoder, store=store)
+        before = s.search("fix bikes", limit=5, mode="hybrid")
+        _hybrid_collection(store, encoder, "skills_new")
+        store.switch_alias(settings.collection, "skills_new")
+        store.delete_collection("skills_old")
+        after = s.search("fix bikes", limit=5, mode="hybrid")
+        assert [h.concept_uri for h in after] == [h.concept_uri for h in before]
+        assert [h.score for h in after] == pytest.approx([h.score for h in before], abs=1e-6)
+        assert s._current()[0] == "skills_new"
+    finally:
+        store.close()

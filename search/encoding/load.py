@@ -84,11 +84,6 @@ class SharedEncoder:
         self._encoder: SentenceTransformerEncoder | None = None
         self._lock = threading.Lock()
 
-    @property
-    def loaded(self) -> bool:
-        """Whether the model has been loaded."""
-        return self._encoder is not None
-
     def get(self) -> SentenceTransformerEncoder:
         """The encoder, loaded by the first call (:func:`load_encoder`)."""
         if self._encoder is None:

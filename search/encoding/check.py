@@ -135,10 +135,15 @@ def relative_speed(candidate: Any, reference: Any, passages: Sequence[str], batc
     return ref / cand if cand > 0 else 0.0
 
 
+def _top(emb: Embedded, rows: Sequence[int], k: int = 10) -> np.ndarray:
+    """The best ``k`` passages (indices, best first; ties by index) of each query of ``rows``."""
+    scores = emb.queries[list(rows)] @ emb.passages.T
+    return np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
+
+
 def reciprocal_ranks(emb: Embedded, check: CheckSet, rows: Sequence[int], k: int = 10) -> np.ndarray:
     """Reciprocal rank of the first relevant passage within the top ``k`` (0 beyond), per query of ``rows``."""
-    scores = emb.queries[list(rows)] @ emb.passages.T
-    top = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
+    top = _top(emb, rows, k)
     out = np.zeros(len(rows))
     for n, (i, row) in enumerate(zip(rows, top)):
         hits = [r for r, j in enumerate(row) if j in check.relevant[i]]
@@ -158,9 +163,7 @@ def kind_loss(candidate: np.ndarray, reference: np.ndarray) -> tuple[float, floa
 def _metrics(emb: Embedded, check: CheckSet, rows: Sequence[int] | None = None) -> tuple[float, float]:
     """nDCG@10 and MRR@10 of the queries ``rows`` (default all)."""
     idx = list(range(len(check.queries))) if rows is None else list(rows)
-    scores = emb.queries[idx] @ emb.passages.T
-    k = min(10, scores.shape[1])
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top = _top(emb, idx)
     m = ir_metrics([[str(j) for j in row] for row in top], [{str(j) for j in check.relevant[i]} for i in idx],
                    accuracy_at=(1,), precision_recall_at=(10,), mrr_at=(10,), ndcg_at=(10,), map_at=(10,))
     return m["ndcg@10"], m["mrr@10"]

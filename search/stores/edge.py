@@ -398,7 +398,8 @@ class EdgeStore:
                 return search_params(p, filtered=filtered, exact=exact, hnsw_ef=hnsw_ef, limit=limit)
 
             return run_queries(h.shard, p, requests, group_by=group_by, with_vectors=with_vectors,
-                               with_payload=with_payload, to_filter=edge_filter, search_params=params_for, scored=scored, keys_of=group_keys)
+                               with_payload=with_payload, to_filter=edge_filter, search_params=params_for,
+                               scored=scored, keys_of=group_keys)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 
 from search.errors import CollectionNotFound, ConfigError, SearchError, StoreLocked
-from search.stores.base import (DEFAULT_OVERSAMPLING, PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint, StoredPoint,
-                                neutral_vectors, payload_selection)
+from search.stores.base import (DEFAULT_OVERSAMPLING, PASSAGE_VECTOR, CollectionParams, Filter, Query, ScoredPoint,
+                                StoredPoint, neutral_vectors, payload_selection)
 from search.stores.qdrant_calls import RetryingCalls
 from search.stores.qdrant_fusion import (
     candidate_pool,
@@ -317,7 +317,8 @@ class QdrantClientStore(RetryingCalls):
         return models.SearchParams(
             exact=exact, hnsw_ef=hnsw_ef or max(DEFAULT_HNSW_EF, limit),
             acorn=models.AcornSearchParams(enable=True, max_selectivity=0.9) if filtered else None,
-            quantization=models.QuantizationSearchParams(ignore=exact, rescore=True, oversampling=DEFAULT_OVERSAMPLING),
+            quantization=models.QuantizationSearchParams(ignore=exact, rescore=True,
+                                                         oversampling=DEFAULT_OVERSAMPLING),
         )
 
     def query(

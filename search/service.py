@@ -23,7 +23,7 @@ from search.filters import (
     clean_query,
     values_of,
 )
-from search.hits import HIT_FIELDS, SkillHit
+from search.hits import HitPayloads, SkillHit
 from search.schema import Field
 from search.settings import SearchSettings
 from search import extraction, hybrid, occupations
@@ -87,6 +87,7 @@ class SkillSearch:
         self._target: str | None = None
         self._bm25_cache: dict[tuple[str, str | None], hybrid.Bm25Terms] = {}
         self._target_at = 0.0
+        self._payloads = HitPayloads(self.settings.hit_cache_size)
         try:
             # The model first: a model that fails to load leaves no store (no folder lock, no pool) open.
             self.encoder: Encoder = encoder or load_encoder(self.settings)
@@ -133,6 +134,8 @@ class SkillSearch:
                     name = self._resolve(force=True)  # the alias moved on, and its old target is gone
                     meta = self.store.get_metadata(name)
                 self._check(name, meta)
+                if entry is not None and entry.meta != meta:
+                    self._payloads.clear()  # the collection was rewritten under its name (not an ingest's way)
                 # Keep only the collection in use: a long-lived service sees many releases.
                 self._checked = {name: _Checked(meta, now)}
                 entry = self._checked[name]
@@ -301,11 +304,11 @@ class SkillSearch:
         """The fused hits of ``requests`` with their display scores (both requests on one collection)."""
         store = self.store
         assert store is not None
-        kwargs = dict(group_by=Field.CONCEPT_URI if group else None, with_payload=HIT_FIELDS,
+        kwargs = dict(group_by=Field.CONCEPT_URI if group else None, with_payload=False,
                       exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
 
         def run(t: str) -> list[list[ScoredPoint]]:
-            fused = store.query(t, requests, **kwargs)  # type: ignore[arg-type]
+            fused = self._payloads.fill(store, t, store.query(t, requests, **kwargs))  # type: ignore[arg-type]
             return self._display(t, vectors, fused, flt, languages, thr)
 
         return self._on_current(target, run)
@@ -329,9 +332,12 @@ class SkillSearch:
         store = self.store
         assert store is not None
         kwargs = dict(filter=flt, limit=limit, score_threshold=thr,
-                      group_by=Field.CONCEPT_URI if group else None, with_payload=HIT_FIELDS,
+                      group_by=Field.CONCEPT_URI if group else None, with_payload=False,
                       exact=self.settings.exact, hnsw_ef=self.settings.hnsw_ef)
-        return self._on_current(target, lambda t: store.search(t, vectors, **kwargs))  # type: ignore[arg-type]
+        # the hits' fields from the payload cache (the store reads only those it has not seen)
+        return self._on_current(
+            target, lambda t: self._payloads.fill(store, t, store.search(t, vectors, **kwargs))  # type: ignore[arg-type]
+        )
 
     # --- whole texts -----------------------------------------------------------------------------
     def extract(self, text: str, **options: Any) -> list[Any]:

@@ -93,6 +93,10 @@ class SearchSettings(BaseSettings):
     limit: int = Field(default=10, ge=1, le=1000, description="hits per query")
     exact: bool = Field(default=False, description="exact (brute-force) search instead of the HNSW index")
     hnsw_ef: int | None = Field(default=None, ge=1, description="HNSW ef at search time; default: the store's")
+    hit_cache_size: int = Field(
+        default=20_000, ge=0, description="LRU cache of the hit fields of returned points, per collection and point "
+        "(a served collection never changes; ~2.5 KB a point); 0 reads every hit's payload from the store"
+    )
     search_mode: Literal["dense", "hybrid"] | None = Field(
         default=None, description="dense (the passage vector) or hybrid (passage, labels and BM25 fused in the "
         "engine, exact label matches first); default (unset): hybrid where the collection holds every "

@@ -283,7 +283,10 @@ class Store(Protocol):
 
     def count(self, name: str, filter: Filter | None = None) -> int: ...
 
-    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]: ...
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False,
+                 with_payload: bool | Sequence[str] = True) -> list[StoredPoint]:
+        """The points of ``ids`` that exist (``with_payload``: True, False or the payload keys to read)."""
+        ...
 
     def scroll(
         self, name: str, with_vectors: bool = False, with_payload: bool | Sequence[str] = True, batch_size: int = 1000

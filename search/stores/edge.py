@@ -292,13 +292,14 @@ class EdgeStore:
         with self._pool.use(name) as h:
             return int(h.shard.count(qe.CountRequest(exact=True, filter=edge_filter(filter))))
 
-    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False,
+                 with_payload: bool | Sequence[str] = True) -> list[StoredPoint]:
         """The points of ``ids`` that exist, in the order asked."""
         if not ids:
             return []
         wanted = list(dict.fromkeys(check_id(i) for i in ids))
         with self._pool.use(name) as h:
-            recs = h.shard.retrieve(wanted, with_payload=True, with_vector=with_vectors)
+            recs = h.shard.retrieve(wanted, with_payload=payload_selection(with_payload), with_vector=with_vectors)
         by_id = {str(r.id): r for r in recs}
         return [_stored(by_id[i], with_vectors) for i in wanted if i in by_id]
 

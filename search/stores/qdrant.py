@@ -278,11 +278,12 @@ class QdrantClientStore(RetryingCalls):
     def count(self, name: str, filter: Filter | None = None) -> int:
         return self._on(name, self._client.count, collection_name=name, count_filter=to_filter(filter), exact=True).count
 
-    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+    def retrieve(self, name: str, ids: Sequence[str], with_vectors: bool = False,
+                 with_payload: bool | Sequence[str] = True) -> list[StoredPoint]:
         if not ids:
             return []
-        recs = self._on(name, self._client.retrieve, collection_name=name, ids=list(ids), with_payload=True,
-                          with_vectors=with_vectors)
+        recs = self._on(name, self._client.retrieve, collection_name=name, ids=list(ids),
+                        with_payload=payload_selection(with_payload), with_vectors=with_vectors)
         return [StoredPoint(str(r.id), dict(r.payload or {}), *neutral_vectors(r.vector)) for r in recs]
 
     def scroll(self, name: str, with_vectors: bool = False, with_payload: bool | Sequence[str] = True,

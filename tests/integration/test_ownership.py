@@ -94,8 +94,8 @@ class _SlowStore:
             # as a worker on another host sharing the server sees the build now
             self.alive_elsewhere.append(owner_alive({**meta, "owner_host": "another-host"}, self._stale))
 
-    def retrieve(self, name, ids, with_vectors=False):
-        out = self._inner.retrieve(name, ids, with_vectors)
+    def retrieve(self, name, ids, with_vectors=False, with_payload=True):
+        out = self._inner.retrieve(name, ids, with_vectors, with_payload)
         if with_vectors and len(ids) > 1:  # the reuse phase (the probe reads one point)
             self._slow("retrieve")
         return out

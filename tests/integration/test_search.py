@@ -3,6 +3,7 @@ batches, guards, threads, and the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import zlib
@@ -171,6 +172,73 @@ def test_batch_equals_single_calls(searcher):
     assert [_ids(b) for b in batch] == [_ids(s) for s in singles]
     for b, s in zip(batch, singles):
         assert np.allclose([h.score for h in b], [h.score for h in s], atol=1e-5)
+
+
+class _CountingReads:
+    """The searcher's store, counting the points whose payload it reads by id."""
+
+    def __init__(self, inner):
+        self._inner, self.read = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def retrieve(self, name, ids, with_vectors=False, with_payload=True):
+        self.read.extend(ids)
+        return self._inner.retrieve(name, ids, with_vectors, with_payload)
+
+
+def _key(h: SkillHit) -> tuple[str, str]:
+    return h.concept_uri, h.language
+
+
+def _rounded(h: SkillHit) -> SkillHit:
+    """The hit with its score to 6 places (qdrant-client's local mode differs in the last bits between calls)."""
+    return dataclasses.replace(h, score=round(h.score, 6))
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_hit_fields_are_read_once_per_point_and_equal_an_uncached_search(searcher, encoder, mode):
+    """The hit payload cache (ESCO_HIT_CACHE_SIZE): the same hits as a searcher that reads every payload,
+    each point's fields read from the store once, and none read for hits it has seen."""
+    store = _CountingReads(searcher.store)
+    cached = SkillSearch(searcher.settings.model_copy(update={"hit_cache_size": 1000}), encoder=encoder, store=store)
+    plain = SkillSearch(searcher.settings.model_copy(update={"hit_cache_size": 0}), encoder=encoder,
+                        store=_CountingReads(searcher.store))
+    filters = [{}, dict(skill_type="knowledge"), dict(language="de"), dict(one_per_concept=False)]
+    first = [cached.search(q, mode=mode, threshold=-1.0, **f) for q in QUERIES for f in filters]
+    ref = [plain.search(q, mode=mode, threshold=-1.0, **f) for q in QUERIES for f in filters]
+    if mode == "hybrid":  # equal fused scores come in either order from one engine call to the next
+        first, ref = [sorted(h, key=_key) for h in first], [sorted(h, key=_key) for h in ref]
+    assert [[_rounded(h) for h in hits] for hits in first] == [[_rounded(h) for h in hits] for hits in ref]
+    assert sum(map(len, first)) > len(set(store.read)) > 0  # hits repeat; each point was read once
+    assert len(store.read) == len(set(store.read))
+    reads = len(store.read)
+    again = [cached.search(q, mode=mode, threshold=-1.0, **f) for q in QUERIES for f in filters]
+    assert [sorted(map(_rounded, h), key=_key) for h in again] == [sorted(map(_rounded, h), key=_key) for h in first]
+    assert len(store.read) == reads
+    assert len(plain.store.read) == sum(map(len, first))  # size 0: every hit's fields from the store
+    cached.close()
+    plain.close()
+
+
+def test_a_collection_rewritten_under_its_name_serves_its_new_fields(tmp_path, encoder):
+    """A collection rewritten under the same name (not what an ingest does: it writes a new one) with new
+    metadata: the searcher forgets the fields it kept once it reads the changed metadata."""
+    from search.stores import StoredPoint
+
+    settings = settings_for(None, tmp_path, "edge", encoder.model_name, search_mode="dense")
+    run(settings, [MINI_V11], ["en"], encoder=encoder, progress=False)
+    with SkillSearch(settings, encoder=encoder, metadata_ttl=0.0) as s:
+        (hit,) = s.search("bake bread", limit=1, threshold=-1.0)
+        target = s.store.resolve_alias(s.collection)
+        (point,) = [p for p in s.store.scroll(target, with_vectors=True)
+                    if p.payload[Field.CONCEPT_URI] == hit.concept_uri]
+        renamed = {**point.payload, Field.PREFERRED_LABEL: hit.preferred_label + " (new)"}
+        s.store.upsert(target, [StoredPoint(point.id, renamed, point.vector, point.vectors)])
+        s.store.update_metadata(target, {"rewritten": True})
+        (again,) = s.search("bake bread", limit=1, threshold=-1.0)
+    assert (again.concept_uri, again.preferred_label) == (hit.concept_uri, hit.preferred_label + " (new)")
 
 
 def test_hits_carry_what_a_service_needs(searcher):

@@ -30,7 +30,7 @@ from search.text import clean_text
 
 __all__ = [
     "DENSE", "HYBRID", "MODES", "DEFAULT_MODE",
-    "PASSAGE", "PREF", "LABELS", "BM25", "LABEL_KEYS_FIELD", "REPRESENTATIONS", "LABELS_PROMPT",
+    "PASSAGE", "PREF", "LABELS", "LABEL_MEAN", "BM25", "LABEL_KEYS_FIELD", "REPRESENTATIONS", "LABELS_PROMPT",
     "FusionParams", "HYBRID_FUSION", "PROMOTION_BOOST",
     "check_mode", "missing_representations", "mode_refusal",
     "label_key", "skill_labels", "label_rows", "MAX_LABEL_ROWS", "label_keys", "bm25_document",
@@ -47,6 +47,7 @@ DEFAULT_MODE: Final = HYBRID
 PASSAGE: Final = "passage"  # named dense vector: the trained passage
 PREF: Final = "pref"  # named dense vector: the preferred label (LABELS_PROMPT)
 LABELS: Final = "labels"  # named multivector (MaxSim): one row per distinct label
+LABEL_MEAN: Final = "label_mean"  # named dense vector: the normalised mean of the label rows (occupations)
 BM25: Final = "bm25"  # named sparse vector (Modifier.IDF): BM25 weights of the labels
 LABEL_KEYS_FIELD: Final = "label_keys"  # keyword payload: label_key() of every label
 # The prompt of the label rows: labels are short like queries, and "query: " beat "passage: " (docs/hybrid.md).

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from search.hybrid import (
-    BM25, DENSE, HYBRID_FUSION, LABEL_KEYS_FIELD, LABELS, PASSAGE, PREF, PROMOTION_BOOST, Bm25Terms, FusionParams,
+    BM25, DENSE, HYBRID_FUSION, LABEL_KEYS_FIELD, LABEL_MEAN, LABELS, PASSAGE, PREF, PROMOTION_BOOST, Bm25Terms,
+    FusionParams,
     SparseTerms, check_mode, display_score, idf, label_key, rrf_fuse, unit_rows,
 )
 
@@ -43,6 +44,7 @@ class ExactIndex:
     ids: list[str]
     passage: np.ndarray  # (n, d) float32, unit rows
     pref: np.ndarray | None = None  # (n, d) float32, unit rows
+    label_mean: np.ndarray | None = None  # (n, d) float32, unit rows (occupations)
     label_rows: np.ndarray | None = None  # (m, d) float32: every point's label rows, point after point
     label_start: np.ndarray | None = None  # (n,) first row of each point in label_rows (each has >= 1 row)
     keys: list[frozenset[str]] = field(default_factory=list)
@@ -56,6 +58,7 @@ class ExactIndex:
         ids: list[str] = []
         dense: list[Any] = []
         prefs: list[Any] = []
+        means: list[Any] = []
         rows: list[Any] = []
         starts: list[int] = []
         keys: list[frozenset[str]] = []
@@ -66,6 +69,8 @@ class ExactIndex:
             dense.append(vectors[PASSAGE])
             if vectors.get(PREF) is not None:
                 prefs.append(vectors[PREF])
+            if vectors.get(LABEL_MEAN) is not None:
+                means.append(vectors[LABEL_MEAN])
             lab = vectors.get(LABELS)
             if lab is None or len(lab) == 0:
                 has_labels = False
@@ -84,6 +89,8 @@ class ExactIndex:
         ix = cls(ids, unit_rows(np.asarray(dense, dtype=np.float32).reshape(n, -1)), keys=keys)
         if n and len(prefs) == n:
             ix.pref = unit_rows(np.asarray(prefs, dtype=np.float32))
+        if n and len(means) == n:
+            ix.label_mean = unit_rows(np.asarray(means, dtype=np.float32))
         if has_labels and n:
             ix.label_rows = unit_rows(np.asarray(rows, dtype=np.float32))
             ix.label_start = np.asarray(starts, dtype=np.int64)
@@ -96,10 +103,11 @@ class ExactIndex:
         """Score of every point for one representation; NaN where BM25 shares no term with the query."""
         if representation == PASSAGE:
             return self.passage @ unit_rows(np.asarray(query, np.float32).reshape(1, -1))[0]
-        if representation == PREF:
-            if self.pref is None:
-                raise ValueError("the collection has no pref representation")
-            return self.pref @ unit_rows(np.asarray(query, np.float32).reshape(1, -1))[0]
+        if representation in (PREF, LABEL_MEAN):
+            m = self.pref if representation == PREF else self.label_mean
+            if m is None:
+                raise ValueError(f"the collection has no {representation} representation")
+            return m @ unit_rows(np.asarray(query, np.float32).reshape(1, -1))[0]
         if representation == LABELS:
             if self.label_rows is None or self.label_start is None:
                 raise ValueError("the collection has no labels representation")
@@ -112,7 +120,8 @@ class ExactIndex:
                     a, v = self._terms[t]
                     out[a] = np.where(np.isnan(out[a]), 0, out[a]) + self._idf[t] * v
             return out
-        raise ValueError(f"unknown representation {representation!r}: use one of {PASSAGE}, {PREF}, {LABELS}, {BM25}")
+        raise ValueError(f"unknown representation {representation!r}: use one of {PASSAGE}, {PREF}, {LABELS}, "
+                         f"{LABEL_MEAN}, {BM25}")
 
     def _top(self, scores: np.ndarray, mask: np.ndarray | None, limit: int) -> list[int]:
         ok = ~np.isnan(scores)
@@ -133,22 +142,28 @@ class ExactIndex:
         if mode == DENSE:
             return [RefHit(self.ids[i], float(cos[i]), float(cos[i])) for i in self._top(cos, mask, limit)]
         terms = bm25.query(query_text) if bm25 is not None else None
-        lab = self.representation_scores(LABELS, query)
-        per_rep = {PASSAGE: cos, LABELS: lab, BM25: self.representation_scores(BM25, terms=terms)}
+        lab = self.representation_scores(LABELS, query) if self.label_rows is not None else cos
+        per_rep = {PASSAGE: cos, BM25: self.representation_scores(BM25, terms=terms)}
+        if self.label_rows is not None:
+            per_rep[LABELS] = lab
         if self.pref is not None:
             per_rep[PREF] = self.representation_scores(PREF, query)
+        if self.label_mean is not None:
+            per_rep[LABEL_MEAN] = self.representation_scores(LABEL_MEAN, query)
         L = fusion.prefetch_limit
         top = {r: self._top(per_rep[r], mask, L) for r in per_rep if r != LABELS}
         for r in set(fusion.labels_candidates) | set(fusion.representations):
             if r != LABELS and r not in top:
                 raise ValueError(f"the collection has no {r} representation that the fusion needs")
-        if fusion.labels_candidates:  # the labels leg rescores the union of its candidate legs
-            cand = np.zeros(len(self.ids), bool)
-            for r in fusion.labels_candidates:
-                cand[top[r]] = True
-            top[LABELS] = self._top(lab, cand if mask is None else cand & mask, L)
-        else:
-            top[LABELS] = self._top(lab, mask, L)
+        if LABELS in fusion.representations:
+            if self.label_rows is None:
+                raise ValueError("the collection has no labels representation that the fusion needs")
+            cand = None
+            if fusion.labels_candidates:  # the labels leg rescores the union of its candidate legs
+                cand = np.zeros(len(self.ids), bool)
+                for r in fusion.labels_candidates:
+                    cand[top[r]] = True
+            top[LABELS] = self._top(lab, cand if mask is None else (mask if cand is None else cand & mask), L)
         rankings = [[str(i) for i in top[r]] for r in fusion.representations]
         fused = {int(i): s for i, s in rrf_fuse(rankings, fusion.k, fusion.weights).items()}
         if fusion.promote_exact and query_text:

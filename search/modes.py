@@ -96,8 +96,8 @@ def hybrid_query(vector: Sequence[float], text: str, terms: hybrid.SparseTerms |
                  flt: Filter | None, limit: int) -> Query:
     """The served hybrid request for one query (see the module docstring).
 
-    Legs: ``passage`` and ``pref`` (dense), ``bm25`` (sparse, skipped when the query has only stopwords) and
-    ``labels`` (MaxSim), which rescores the union of its candidate legs (``fusion.labels_candidates``) or
+    Legs: ``passage`` and ``pref`` (dense), ``label_mean`` (dense, where the fusion names it), ``bm25`` (sparse,
+    skipped when the query has only stopwords) and ``labels`` (MaxSim), which rescores the union of its candidate legs (``fusion.labels_candidates``) or
     scans every point when there are none; RRF over ``fusion.representations``; then the exact-label boost.
     """
     vec = [float(x) for x in vector]
@@ -110,6 +110,8 @@ def hybrid_query(vector: Sequence[float], text: str, terms: hybrid.SparseTerms |
     if has_terms:
         assert terms is not None
         legs[hybrid.BM25] = Prefetch(Nearest(hybrid.BM25, SparseVector(tuple(terms.indices), tuple(terms.values))), L)
+    if hybrid.LABEL_MEAN in fusion.representations:
+        legs[hybrid.LABEL_MEAN] = Prefetch(Nearest(hybrid.LABEL_MEAN, vec), L)
     candidates = tuple(legs[r] for r in fusion.labels_candidates if r in legs)
     legs[hybrid.LABELS] = Prefetch(Nearest(hybrid.LABELS, [vec]), L, candidates)
     used = [(r, w) for r, w in zip(fusion.representations, fusion.weights) if r in legs]

@@ -71,7 +71,8 @@ def _engine_vector(params: CollectionParams, name: str, value: Any, what: str) -
         if not rows or any(len(r) != dim for r in rows):
             raise ValueError(f"{what}: vector {name!r} needs rows of size {dim}")
         return rows
-    vec = [float(x) for x in value]
+    # a list of floats (what the searcher builds) goes as it is; anything else is converted
+    vec = value if type(value) is list and (not value or type(value[0]) is float) else [float(x) for x in value]
     if len(vec) != dim:
         raise ValueError(f"{what}: vector {name!r} has size {len(vec)}; the collection's is {dim}")
     return vec

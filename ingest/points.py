@@ -46,7 +46,10 @@ class PendingPoint:
     sparse: Any = field(default=None, repr=False)
 
     def vector_rows(self) -> int:
-        """Dense rows this point stores: the passage, or with labels the passage, pref and its label rows."""
+        """Dense rows this point stores: the passage, or with labels the passage, pref and its label rows (an upper
+        bound for occupations, which store no pref)."""
+        if self.label_rows is not None:
+            return 2 + len(self.label_rows)
         return 2 + len(hybrid.label_rows(self.labels)) if self.labels else 1
 
     def payload_size(self) -> int:

@@ -355,12 +355,14 @@ class SkillSearch:
     # --- occupations -----------------------------------------------------------------------------
     def search_occupations(self, title: str, *, threshold: float | None = None, limit: int = 10,
                            isco_group: str | Iterable[str] | None = None,
-                           language: str | Iterable[str] | None = None) -> list[Any]:
+                           language: str | Iterable[str] | None = None, mode: str | None = None) -> list[Any]:
         """ESCO occupations for a job title, best first (``OccupationHit``s): an occupation one of whose labels
-        (preferred, alternative, hidden, a gendered form) equals the title comes first, the rest by cosine.
-        The occupations collection is ``settings.occupation_collection`` (ESCO_OCCUPATION_COLLECTION)."""
+        (preferred, alternative, hidden, a gendered form) equals the title comes first, the rest by the fused
+        rank of passage, labels and BM25 (``mode`` hybrid, the default where the collection holds them) or by
+        the passage's cosine (``dense``). The occupations collection is ``settings.occupation_collection``
+        (ESCO_OCCUPATION_COLLECTION)."""
         return occupations.search_occupations(self, title, threshold=threshold, limit=limit, isco_group=isco_group,
-                                              language=language)
+                                              language=language, mode=mode)
 
     def occupations_from_skills(self, skills: Any, *, limit: int = 10, **options: Any) -> list[Any]:
         """Occupations ranked by how well ``skills`` (URIs, URI -> weight, or hits/extracted skills) cover their

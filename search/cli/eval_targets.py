@@ -8,7 +8,7 @@ to the evaluation their package ships, on the collection the alias serves when t
   whole-text baselines;
 * ``occupations``: JSONL ``{"query": <job title>, "relevant": [occupation URIs]}``, or without a file ESCO's
   own alternative occupation labels, through :func:`search.occupations.evaluation.evaluate_titles`: the served
-  title search against its exact reference.
+  title search against its exact reference, in each ``--mode`` (``dense,hybrid`` side by side).
 """
 
 from __future__ import annotations
@@ -67,7 +67,15 @@ def run_target(args: argparse.Namespace, settings: Any) -> int:
 
             if items is None:
                 items = dev_title_set(searcher, language=args.language)
-            result = evaluate_titles(searcher, items, k=min(args.limit, 100), language=args.language)
+            modes = [m.strip() for m in args.mode.split(",") if m.strip()] if getattr(args, "mode", None) else [None]
+            runs = [evaluate_titles(searcher, items, k=min(args.limit, 100), language=args.language, mode=m)
+                    for m in modes]
+            result = runs[0] if len(runs) == 1 else {
+                **{k: v for k, v in runs[0].items() if not isinstance(v, dict) and k != "mode"},
+                "modes": ",".join(r["mode"] for r in runs),
+                **{f"{r['mode']} {part}": r[part] for r in runs for part in ("index", "exact", "ratio")},
+                "same_top_k": {r["mode"]: r["same_top_k"] for r in runs},
+            }
     if not args.no_report:
         write_json_atomic(Path(args.report_dir) / "metrics.json", result, indent=2)
     if args.json:

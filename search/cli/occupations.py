@@ -35,6 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--resolve", metavar="NAME", help="print the occupation URI a label or title stands for")
     p.add_argument("--limit", type=int, default=10, help="most occupations to print (default 10)")
     p.add_argument("--threshold", type=float, help="lowest cosine score of a title-search hit")
+    p.add_argument("--mode", choices=("dense", "hybrid"),
+                   help="title search mode (default: hybrid where the collection holds its representations)")
     p.add_argument("--isco-group", action="append", help="ISCO-08 code or URI, e.g. 25 or 2512 (repeatable)")
     p.add_argument("--language", action="append", help="language(s) of labels to match and print")
     p.add_argument("--essential-weight", type=float, default=1.0, help="weight of essential skills (default 1)")
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(r.__dict__, ensure_ascii=False) if args.json else f"{r.uri}  {r.label}  ({r.how})")
         else:
             hits = search_occupations(s, args.title, limit=args.limit, threshold=args.threshold,
-                                      isco_group=args.isco_group, language=lang)
+                                      isco_group=args.isco_group, language=lang, mode=args.mode)
             if args.json:
                 print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
             for h in [] if args.json else hits:

@@ -17,8 +17,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from search.errors import CollectionNotFound, EncoderMismatch
+from search.hits import HitPayloads
 from search.hybrid import label_key
-from search.occupations.schema import COLLECTION_KIND, DEFAULT_OCCUPATION_ALIAS, OccField, occupation_labels
+from search.occupations.schema import (COLLECTION_KIND, DEFAULT_OCCUPATION_ALIAS, OCCUPATION_HIT_FIELDS, OccField,
+                                       occupation_labels)
 from search.occupations.types import OccupationsNotIngested
 from search.stores import Store
 
@@ -135,6 +137,10 @@ class OccupationIndex:
         return ""
 
 
+#: Occupation points whose hit fields a searcher keeps (3,007 occupations per language; ~1.5 KB each).
+OCCUPATION_HIT_CACHE = 20_000
+
+
 @dataclass
 class OccupationState:
     """The collection an alias serves now, its metadata and index; ``at``: when the alias was last resolved."""
@@ -143,6 +149,9 @@ class OccupationState:
     meta: dict[str, Any]
     index: OccupationIndex
     at: float = 0.0
+    bm25: dict[str | None, Any] = field(default_factory=dict)  # hybrid: the query tokenizer per language asked
+    # the hit fields of this collection's points, read once (a served collection never changes)
+    payloads: HitPayloads = field(default_factory=lambda: HitPayloads(OCCUPATION_HIT_CACHE, OCCUPATION_HIT_FIELDS))
 
 
 #: Seconds an alias resolution is trusted (a switch is seen within this time; a search that meets the old

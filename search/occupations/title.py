@@ -2,8 +2,17 @@
 
 :func:`search_occupations`: an occupation one of whose labels (preferred, alternative, hidden, or a gendered
 form of one, in any language searched) equals the title comes first; the rest follows by the cosine of the
-title (``query: <title>``) and the occupation's passage. :func:`resolve_occupation` turns a label or a title
-into one URI for the skill search's occupation filter, or says why it cannot.
+title (``query: <title>``) and the occupation, in one of two modes:
+
+* ``hybrid`` (where the collection holds :data:`~search.occupations.schema.OCCUPATION_REPRESENTATIONS`): one
+  Query API request fusing the passage, every label (MaxSim) and BM25 over the labels by RRF in the engine, as
+  skills are searched (:func:`search.modes.hybrid_query`); a hit's ``score`` stays the cosine of the title and
+  the passage (the mean of label vectors is close to any short text, so its cosine is no score to threshold):
+  the mode changes the order, a threshold and ``resolve_occupation``'s ``min_score`` keep their meaning;
+* ``dense``: the cosine with the passage alone (a collection written with ``ESCO_REPRESENTATIONS=dense``).
+
+:func:`resolve_occupation` turns a label or a title into one URI for the skill search's occupation filter, or
+says why it cannot.
 """
 
 from __future__ import annotations
@@ -13,16 +22,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search.errors import CollectionNotFound, InvalidFilter
+from search import hybrid
+from search.errors import CollectionNotFound, InvalidFilter, SearchError
 from search.filters import check_limit, check_threshold, clean_query, values_of
 from search.hybrid import label_key
+from search.modes import bm25_terms, display_requests, hybrid_query, with_display_scores
 from search.occupations.index import OccupationIndex, OccupationSearcher, OccupationState, occupation_state
-from search.occupations.schema import OccField
+from search.occupations.schema import OCCUPATION_FUSION, OccField, is_hybrid
 from search.occupations.types import AmbiguousOccupation, Candidate, OccupationHit, OccupationNotFound
 from search.stores.base import Condition, Filter, ScoredPoint
 
 __all__ = ["search_occupations", "occupation_filter", "exact_label_matches", "resolve_occupation",
-           "resolve_occupations", "Resolution", "DEFAULT_MIN_SCORE", "DEFAULT_MARGIN", "is_occupation_uri"]
+           "resolve_occupations", "Resolution", "DEFAULT_MIN_SCORE", "DEFAULT_MARGIN", "is_occupation_uri",
+           "title_mode"]
 
 #: A title search must reach this cosine to resolve a name (all-MiniLM and E5 alike: unrelated titles stay below).
 DEFAULT_MIN_SCORE = 0.5
@@ -81,23 +93,91 @@ def exact_label_matches(index: OccupationIndex, key: str, langs: tuple[str, ...]
     return out
 
 
-#: The payload a hit needs: the skill lists and label keys (most of a point's ~10 KB) stay in the store.
-HIT_FIELDS = [OccField.CONCEPT_URI, OccField.PREFERRED_LABEL, OccField.LANGUAGE, OccField.DESCRIPTION,
-              OccField.ALT_LABELS, OccField.ISCO_GROUP, OccField.ISCO_GROUPS, OccField.CODE,
-              OccField.REGULATED_PROFESSION_NOTE, OccField.ESCO_VERSION]
+def title_mode(searcher: OccupationSearcher, st: OccupationState, mode: str | None = None) -> str:
+    """The mode of a title search: ``mode`` if given (refused, naming the fix, when the collection lacks it),
+    else ``dense`` when the settings ask for it (``ESCO_SEARCH_MODE=dense``), else ``hybrid`` where the
+    collection holds every representation, else ``dense``.
+
+    Raises:
+        SearchError: an unknown mode, or ``hybrid`` on a collection written with the passage alone.
+    """
+    if mode is None:
+        if getattr(searcher.settings, "search_mode", None) == hybrid.DENSE:
+            return hybrid.DENSE
+        return hybrid.HYBRID if is_hybrid(st.meta) else hybrid.DENSE
+    try:
+        mode = hybrid.check_mode(mode)
+    except ValueError as exc:
+        raise SearchError(str(exc)) from None
+    if mode == hybrid.HYBRID and not is_hybrid(st.meta):
+        raise SearchError(f"occupations collection {st.target!r} was written with the passage alone, so it cannot be "
+                          f"searched in mode 'hybrid': search with mode='dense', or run esco-ingest again with "
+                          f"ESCO_REPRESENTATIONS=hybrid (the default) to write the labels and BM25 representations")
+    return mode
+
+
+def _terms(st: OccupationState, language: str | None) -> hybrid.Bm25Terms:
+    terms = st.bm25.get(language)
+    if terms is None:
+        terms = st.bm25[language] = bm25_terms(st.meta, language)
+    return terms
+
+
+def _kwargs(searcher: OccupationSearcher, group: bool, exact: bool | None) -> dict[str, Any]:
+    # ids and scores only: the hits' fields come from the state's cache (reading ~10 KB of payload a point,
+    # even to select a few fields, cost more than the search)
+    s = searcher.settings
+    return dict(group_by=OccField.CONCEPT_URI if group else None,
+                exact=bool(getattr(s, "exact", False)) if exact is None else exact,
+                hnsw_ef=getattr(s, "hnsw_ef", None), with_payload=False)
+
+
 def _search(searcher: OccupationSearcher, st: OccupationState, vector: list[float], flt: Filter, limit: int,
             threshold: float | None, group: bool, exact: bool | None = None) -> list[ScoredPoint]:
-    s = searcher.settings
+    """Dense hits of one title on the collection the alias serves (resolved again, once, when it was deleted
+    under us)."""
     store = searcher.store
     assert store is not None
-    kwargs = dict(filter=flt, limit=limit, score_threshold=threshold, group_by=OccField.CONCEPT_URI if group else None,
-                  exact=bool(getattr(s, "exact", False)) if exact is None else exact,
-                  hnsw_ef=getattr(s, "hnsw_ef", None),
-                  with_payload=HIT_FIELDS)  # the hit fields only: the whole payloads cost ~3x the search
+    kwargs = _kwargs(searcher, group, exact)
+
+    def run(state: OccupationState) -> list[ScoredPoint]:
+        found = store.search(state.target, [vector], filter=flt, limit=limit, score_threshold=threshold,
+                             **kwargs)  # type: ignore[arg-type]
+        return state.payloads.fill(store, state.target, found)[0]
+
     try:
-        return store.search(st.target, [vector], **kwargs)[0]  # type: ignore[arg-type]
+        return run(st)
     except CollectionNotFound:  # the alias moved on and its old collection is gone: resolve again, once
-        return store.search(occupation_state(searcher, force=True).target, [vector], **kwargs)[0]  # type: ignore[arg-type]
+        return run(occupation_state(searcher, force=True))
+
+
+def _hybrid(searcher: OccupationSearcher, st: OccupationState, vector: list[float], title: str, language: str | None,
+            asks: Sequence[tuple[Filter, int, float | None]], group: bool, exact: bool | None
+            ) -> list[list[ScoredPoint]]:
+    """The fused hits of one title for each ``(filter, limit, threshold)`` of ``asks``: one store batch for the
+    fused requests, one for their scores (the passage's cosine, as in dense mode: the label mean's cosine is
+    high for any title), on one collection."""
+    store = searcher.store
+    assert store is not None
+    kwargs = _kwargs(searcher, group, exact)
+
+    def run(state: OccupationState) -> list[list[ScoredPoint]]:
+        terms = _terms(state, language).query(title)
+        requests = [hybrid_query(vector, title, terms, OCCUPATION_FUSION, f, k) for f, k, _t in asks]
+        fused = state.payloads.fill(store, state.target, store.query(state.target, requests, **kwargs))  # type: ignore[arg-type]
+        shown = [display_requests(vector, hits, f, len(state.index.languages))[:1] for hits, (f, _k, _t) in zip(fused, asks)]
+        flat = [q for qs in shown for q in qs]
+        scored = store.query(state.target, flat, with_payload=False, exact=True) if flat else []
+        out, i = [], 0
+        for hits, qs, (_f, _k, thr) in zip(fused, shown, asks):
+            out.append(with_display_scores(hits, scored[i:i + len(qs)], thr))
+            i += len(qs)
+        return out
+
+    try:
+        return run(st)
+    except CollectionNotFound:  # the alias moved on and its old collection is gone: resolve again, once
+        return run(occupation_state(searcher, force=True))
 
 
 def search_occupations(
@@ -111,6 +191,7 @@ def search_occupations(
     exact_labels: bool = True,
     vector: Sequence[float] | None = None,
     exact: bool | None = None,
+    mode: str | None = None,
 ) -> list[OccupationHit]:
     """The occupations closest to a job title, best first; one hit per occupation when several languages are
     searched.
@@ -125,9 +206,11 @@ def search_occupations(
         exact_labels: put occupations whose label equals the title first (default True).
         vector: the title's query embedding, when the caller has it (benchmarks); default: encoded here.
         exact: brute-force search instead of the index (default: the settings' ``exact``).
+        mode: ``hybrid`` or ``dense`` (default: :func:`title_mode`: hybrid where the collection was built for it).
 
     Raises:
-        InvalidQuery, InvalidFilter, OccupationsNotIngested, EncoderMismatch, QdrantUnavailable.
+        InvalidQuery, InvalidFilter, OccupationsNotIngested, EncoderMismatch, QdrantUnavailable, SearchError (a
+        mode the collection lacks).
     """
     q = clean_query(title)
     lim = check_limit(limit)
@@ -136,26 +219,33 @@ def search_occupations(
     flt = occupation_filter(isco_group=isco_group, language=language, languages_available=st.index.languages)
     langs = values_of("language", language)
     group = len(st.index.languages) > 1 and len(langs) != 1
-    vec = list(vector) if vector is not None else searcher.encoder.encode_queries([q])[0].tolist()
+    hyb = title_mode(searcher, st, mode) == hybrid.HYBRID
+    vec = [float(x) for x in vector] if vector is not None else searcher.encoder.encode_queries([q])[0].tolist()
     matched = exact_label_matches(st.index, label_key(q), langs, flt) if exact_labels else {}
+    asks: list[tuple[Filter, int, float | None]] = []
+    n = sum(len(v) for v in matched.values())
+    if matched:  # the occupations with the label, whatever their score
+        asks.append((Filter((*flt.must, Condition(OccField.CONCEPT_URI, tuple(sorted(matched))))), n, None))
+    # then the rest: as many more as there may be matched hits to skip (the first hits of a longer list are the same)
+    asks.append((flt, lim + n, thr))
+    if hyb:
+        answers = _hybrid(searcher, st, vec, q, langs[0] if len(langs) == 1 else None, asks, group, exact)
+    else:
+        answers = [_search(searcher, st, vec, f, k, t, group, exact=True if (matched and i == 0) else exact)
+                   for i, (f, k, t) in enumerate(asks)]
     out: list[OccupationHit] = []
     seen: set[tuple[str, str]] = set()
-    if matched:
-        cond = Filter((*flt.must, Condition(OccField.CONCEPT_URI, tuple(sorted(matched)))))
-        n = sum(len(v) for v in matched.values())
-        for p in _search(searcher, st, vec, cond, n, None, group, exact=True):
-            uri, lang = p.payload.get(OccField.CONCEPT_URI, ""), p.payload.get(OccField.LANGUAGE, "")
-            label = matched.get(uri, {}).get(lang) or next(iter(matched.get(uri, {}).values()), None)
-            out.append(OccupationHit.from_point(p, matched_label=label))
-            seen.add((uri, "" if group else lang))
-    if len(out) < lim:
-        for p in _search(searcher, st, vec, flt, lim + len(out) if out else lim, thr, group, exact):
-            uri, lang = p.payload.get(OccField.CONCEPT_URI, ""), p.payload.get(OccField.LANGUAGE, "")
-            if (uri, "" if group else lang) in seen:
-                continue
+    for p in answers[0] if matched else []:
+        uri, lang = p.payload.get(OccField.CONCEPT_URI, ""), p.payload.get(OccField.LANGUAGE, "")
+        label = matched.get(uri, {}).get(lang) or next(iter(matched.get(uri, {}).values()), None)
+        out.append(OccupationHit.from_point(p, matched_label=label))
+        seen.add((uri, "" if group else lang))
+    for p in answers[-1]:
+        if len(out) >= lim:
+            break
+        uri, lang = p.payload.get(OccField.CONCEPT_URI, ""), p.payload.get(OccField.LANGUAGE, "")
+        if (uri, "" if group else lang) not in seen:
             out.append(OccupationHit.from_point(p))
-            if len(out) >= lim:
-                break
     return out[:lim]
 
 

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from ingest.esco.occupations import read_occupations
 from ingest.occupations import build_occupations
-from search.errors import InvalidFilter, InvalidQuery
+from search.errors import InvalidFilter, InvalidQuery, SearchError
 from search.occupations import (AmbiguousOccupation, OccupationNotFound, OccupationsNotIngested, occupations_from_skills,
                                 resolve_occupation, resolve_occupations, search_occupations)
 from search.occupations.index import ALIAS_TTL
@@ -71,9 +72,15 @@ def test_title_search_exact_labels_first_then_by_cosine(served):
     assert [(h.concept_uri, h.matched_label) for h in low] == [(OCC["nurse"], "Krankenschwester")]
     # by meaning
     assert search_occupations(srch, "someone who fixes bikes", limit=1)[0].concept_uri == OCC["bike_mechanic"]
-    en = search_occupations(srch, "someone who fixes bikes", language="en", limit=8)
+    en = search_occupations(srch, "someone who fixes bikes", language="en", limit=8, mode="dense")
     assert {h.language for h in en} == {"en"} and [h.score for h in en] == sorted((h.score for h in en), reverse=True)
     assert len(en) == 8
+    fused = search_occupations(srch, "someone who fixes bikes", language="en", limit=8)  # hybrid: the fused order
+    assert {h.language for h in fused} == {"en"} and len(fused) == 8 and fused[0].concept_uri == OCC["bike_mechanic"]
+    # the order is the fusion's, the score stays the passage's cosine (thresholds mean the same in both modes)
+    by_uri = {h.concept_uri: h.score for h in en}
+    assert all(h.score == pytest.approx(by_uri[h.concept_uri], abs=1e-5) for h in fused if h.concept_uri in by_uri)
+    assert [h.score for h in fused] != sorted((h.score for h in fused), reverse=True)
     isco = search_occupations(srch, "someone who fixes bikes", isco_group="72", limit=10)
     assert {h.concept_uri for h in isco} == {OCC["bike_mechanic"], OCC["welder"]}
     assert search_occupations(srch, "welder", isco_group="http://data.europa.eu/esco/isco/C2")[0].matched_label is None
@@ -88,16 +95,17 @@ def test_title_search_exact_labels_first_then_by_cosine(served):
         search_occupations(srch, "   ")
 
 
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
 @pytest.mark.parametrize("language", [None, "en", "de"])
 @pytest.mark.parametrize("exact", [False, True])
-def test_title_search_equals_an_exact_search(served, language, exact):
+def test_title_search_equals_an_exact_search(served, language, exact, mode):
     srch = served.searcher
-    ref = ExactTitleIndex(srch)
+    ref = ExactTitleIndex(srch, mode)
     titles = ["baker", "Bäckerin", "Python programmer", "programmer", "repairs bicycles", "Pflege von Patienten",
               "accounting clerk", "sales", "Schweißer", "data"]
     vectors = srch.encoder.encode_queries(titles)
     for title, v in zip(titles, vectors):
-        got = search_occupations(srch, title, limit=5, language=language, exact=exact)
+        got = search_occupations(srch, title, limit=5, language=language, exact=exact, mode=mode)
         want = ref.search(title, v, limit=5, language=language)
         assert [(h.concept_uri, h.matched_label is not None) for h in got] == [(u, m) for u, _l, _s, m in want], title
         assert [round(h.score, 4) for h in got] == [round(s, 4) for _u, _l, s, _m in want]
@@ -143,11 +151,14 @@ def test_evaluation_against_the_exact_search(served, tmp_path):
     assert any(q.query == "Python programmer" and q.relevant == {OCC["developer"], OCC["data_analyst"]} for q in dev)
     assert any(q.query == "Bäckerin" and q.relevant == {OCC["baker"]} and q.language == "de" for q in dev)
     rep = evaluate_titles(srch, dev, k=5)
-    assert rep["queries"] == len(dev) and rep["same_top_k"] == 1.0
+    assert rep["mode"] == "hybrid" and rep["queries"] == len(dev) and rep["same_top_k"] == 1.0
     assert all(v == pytest.approx(1.0) for v in rep["ratio"].values() if v is not None)
     assert rep["index"]["accuracy@1"] == 1.0  # alternative labels are exact labels
-    dense = evaluate_titles(srch, dev, k=5, exact_labels=False)
+    dense = evaluate_titles(srch, dev, k=5, exact_labels=False, mode="dense")
     assert dense["same_top_k"] == 1.0 and dense["index"]["accuracy@1"] < 1.0  # by meaning alone: not all right
+    fused = evaluate_titles(srch, dev, k=5, exact_labels=False)  # the labels are rows: found by meaning too
+    assert fused["same_top_k"] == 1.0 and fused["index"]["mrr@10" if "mrr@10" in fused["index"] else "mrr"] >= \
+        dense["index"]["mrr@10" if "mrr@10" in dense["index"] else "mrr"]
     p = tmp_path / "titles.jsonl"
     p.write_text(json.dumps({"query": "bread maker", "relevant": [OCC["baker"]]}) + "\n\n"
                  + json.dumps({"title": "Fahrradmechanikerin", "occupations": OCC["bike_mechanic"]}) + "\n")
@@ -169,9 +180,32 @@ def test_release_upgrade_changes_one_occupation(served, encoder, tmp_path):
     assert (s.esco_version, s.changed, s.unchanged, s.new, s.removed) == ("v1.3.9", 1, 15, 0, 0)
     assert (s.encoded, s.reused, s.previous_collection) == (1, 15, before)
     assert served.store.resolve_alias("esco_occupations") == s.collection != before
+    # every representation of the unchanged points carried over as stored (the label mean included)
+    old_pts = {p.id: p for p in served.store.scroll(before, with_vectors=True)}
+    new_pts = {p.id: p for p in served.store.scroll(s.collection, with_vectors=True)}
+    kept = [i for i in new_pts if new_pts[i].payload["text_hash"] == old_pts[i].payload["text_hash"]]
+    assert len(kept) == 15 and set(new_pts[kept[0]].vectors) == {"passage", "label_mean", "bm25"}
+    for i in kept:
+        assert np.array_equal(new_pts[i].vectors["label_mean"], old_pts[i].vectors["label_mean"])
+        assert new_pts[i].payload["labels_hash"] == old_pts[i].payload["labels_hash"]
     time.sleep(ALIAS_TTL + 0.05)  # a searcher trusts its alias resolution this long
     hit = search_occupations(served.searcher, "welder", language="en", limit=1)[0]
     assert hit.description == "Welders join metal parts with heat and filler." and hit.esco_version == "v1.3.9"
+
+
+def test_a_dense_occupations_collection_is_searched_by_its_passage_and_refuses_hybrid(encoder, minilm_path, tmp_path):
+    settings = make_settings(tmp_path, model=minilm_path, representations="dense")
+    with open_store(settings) as store:
+        s = build_occupations(settings, read_occupations([V12], ["en"]), store, encoder)
+        assert "representations" not in store.get_metadata(s.collection)
+        srch = SimpleNamespace(encoder=encoder, store=store, settings=settings)
+        hits = search_occupations(srch, "someone who fixes bikes", limit=3)
+        assert hits[0].concept_uri == OCC["bike_mechanic"]
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        with pytest.raises(SearchError, match="ESCO_REPRESENTATIONS=hybrid"):
+            search_occupations(srch, "baker", mode="hybrid")
+        rep = evaluate_titles(srch, dev_title_set(srch), k=5, exact_labels=False)
+        assert rep["mode"] == "dense" and rep["same_top_k"] == 1.0
 
 
 def test_a_killed_build_resumes(encoder, minilm_path, tmp_path):

@@ -72,7 +72,7 @@ def run_target(args: argparse.Namespace, settings: Any) -> int:
                     for m in modes]
             result = runs[0] if len(runs) == 1 else {
                 **{k: v for k, v in runs[0].items() if not isinstance(v, dict) and k != "mode"},
-                "modes": ",".join(r["mode"] for r in runs),
+                "modes": [r["mode"] for r in runs],
                 **{f"{r['mode']} {part}": r[part] for r in runs for part in ("index", "exact", "ratio")},
                 "same_top_k": {r["mode"]: r["same_top_k"] for r in runs},
             }

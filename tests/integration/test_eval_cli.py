@@ -257,6 +257,12 @@ def test_targets_documents_and_occupations(store_env, encoder, tmp_path: Path, c
     assert occ["target"] == "occupations" and occ["queries"] > 0
     assert all(v == pytest.approx(1.0) for v in occ["ratio"].values() if v is not None), occ["ratio"]
     assert json.loads((tmp_path / "occ" / "metrics.json").read_text())["index"] == occ["index"]
+    assert occ["mode"] == "hybrid"  # the default where the collection holds the label mean and BM25
+    assert main(["--target", "occupations", "--mode", "dense,hybrid", "--json", "--no-report"]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert both["modes"] == ["dense", "hybrid"] and both["hybrid index"] == occ["index"]
+    assert all(v == pytest.approx(1.0) for m in both["modes"] for v in both[f"{m} ratio"].values() if v is not None)
+    assert set(both["same_top_k"]) == {"dense", "hybrid"}
 
 
 def test_dense_and_hybrid_side_by_side(store_env, tmp_path: Path, capsys) -> None:

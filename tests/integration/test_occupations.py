@@ -259,6 +259,11 @@ def test_cli_title_from_skills_resolve_and_json(served, minilm_path, monkeypatch
     assert _cli(["someone who fixes bikes", "--language", "en", "--json", "--limit", "1"]) == 0
     (hit,) = json.loads(capsys.readouterr().out)
     assert hit["concept_uri"] == OCC["bike_mechanic"] and hit["language"] == "en"
+    for mode in ("dense", "hybrid"):  # --mode: the same hits as the library's mode=
+        assert _cli(["someone who fixes bikes", "--language", "en", "--json", "--limit", "5", "--mode", mode]) == 0
+        got = [(h["concept_uri"], round(h["score"], 5)) for h in json.loads(capsys.readouterr().out)]
+        want = search_occupations(served.searcher, "someone who fixes bikes", language="en", limit=5, mode=mode)
+        assert got == [(h.concept_uri, round(h.score, 5)) for h in want]
     assert _cli(["--from-skills", SKILL["bread"], SKILL["cash_register"], SKILL["waste"], "--json", "--limit", "1"]) == 0
     (m,) = json.loads(capsys.readouterr().out)
     assert m["concept_uri"] == OCC["baker"] and m["score"] == round(5 / 6, 6) and m["missing_essential"] == []

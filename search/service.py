@@ -231,8 +231,8 @@ class SkillSearch:
         """Several queries in one call, identical to single calls.
 
         Same arguments as :meth:`search`; returns one list of hits per text. The texts are encoded and
-        searched :data:`BATCH_CHUNK` at a time (one batch request to the store per chunk), so memory stays
-        flat however long the list.
+        searched :data:`BATCH_CHUNK` at a time, shortest texts first (one batch request to the store per chunk),
+        so memory stays flat however long the list; the answers come in the order of ``texts``.
         """
         if isinstance(texts, str) or not isinstance(texts, Sequence):
             raise InvalidQuery("search_batch takes a list of texts; use search() for one text")
@@ -266,9 +266,13 @@ class SkillSearch:
                               if threshold is None else threshold)
         asked_langs = values_of("language", language)
         bm25 = self._bm25(target, meta, asked_langs[0] if len(asked_langs) == 1 else None) if chosen == hybrid.HYBRID else None
-        out: list[list[SkillHit]] = []
-        for start in range(0, len(queries), BATCH_CHUNK):
-            chunk = queries[start:start + BATCH_CHUNK]
+        # Chunks of texts of similar length (the encoder pads each batch to its longest text), answers in the
+        # order asked: encoding in chunks of the texts as given cost ~10 % more than one sorted call.
+        order = sorted(range(len(queries)), key=lambda i: len(queries[i]))
+        out: list[list[SkillHit]] = [[] for _ in queries]
+        for start in range(0, len(order), BATCH_CHUNK):
+            idx = order[start:start + BATCH_CHUNK]
+            chunk = [queries[i] for i in idx]
             vectors = self.encoder.encode_queries(chunk).tolist()
             if bm25 is None:
                 points, target = self._search(target, vectors, flt, lim, thr, one_per_concept)
@@ -277,7 +281,8 @@ class SkillSearch:
                             for v, t in zip(vectors, chunk)]
                 points, target = self._hybrid(target, vectors, requests, flt, len(meta.get("languages") or ()), thr,
                                               one_per_concept)
-            out.extend([SkillHit.from_point(p) for p in hits] for hits in points)
+            for i, hits in zip(idx, points):
+                out[i] = [SkillHit.from_point(p) for p in hits]
         return out
 
     def _bm25(self, target: str, meta: dict[str, Any], language: str | None) -> hybrid.Bm25Terms:

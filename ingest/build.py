@@ -344,7 +344,6 @@ def _encode_and_write(b: _Build, encode: list[PendingPoint], summary: IngestSumm
     t_write = b.seconds.get("write", 0.0)
     pending: Future[float] | None = None
     pending_n = 0
-    buffer: list[PendingPoint] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upsert") as pool:
 
         def write(chunk: list[PendingPoint]) -> None:
@@ -356,20 +355,25 @@ def _encode_and_write(b: _Build, encode: list[PendingPoint], summary: IngestSumm
                     after_batch(b.written)
             pending, pending_n = (pool.submit(_upsert, b, chunk), len(chunk)) if chunk else (None, 0)
 
-        for batch in batches(ordered, settings.batch_size):
+        # One write chunk at a time: its label rows in one encoder call (short texts in batches of 16 points cost
+        # 12-20 % more, openvino int8w on Zen 4), then its passages batch by batch, then the chunk is written. A
+        # chunk is a whole number of batches and a resumed run starts at a written chunk, so it forms the same
+        # batches.
+        group = max(1, settings.upsert_batch_size // settings.batch_size) * settings.batch_size
+        for part in batches(ordered, group):
             t = time.perf_counter()
-            passages = [p for p in batch if p.vector is None]
-            summary.labels_encoded += sum(1 for p in batch if b.reps.hybrid and p.label_rows is None)
-            b.reps.encode(enc, batch, passages, settings.batch_size)
+            summary.labels_encoded += sum(1 for p in part if b.reps.hybrid and p.label_rows is None)
+            b.reps.encode(enc, part, [], settings.batch_size)
             t_encode += time.perf_counter() - t
-            buffer.extend(batch)
-            if len(buffer) >= settings.upsert_batch_size:
-                write(buffer)
-                buffer = []
-            summary.encoded += len(passages)
-            bar.update(len(batch))
-        write(buffer)  # the rest
-        write([])  # and wait for it
+            for batch in batches(part, settings.batch_size):
+                t = time.perf_counter()
+                passages = [p for p in batch if p.vector is None]
+                b.reps.encode(enc, batch, passages, settings.batch_size)
+                t_encode += time.perf_counter() - t
+                summary.encoded += len(passages)
+                bar.update(len(batch))
+            write(list(part))
+        write([])  # wait for the last write
     b.seconds["encode"] = round(t_encode, 3)
     b.seconds["write"] = round(t_write, 3)  # upsert time; overlapped with encoding, so not all of it is wall time
 

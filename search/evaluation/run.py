@@ -31,11 +31,11 @@ __all__ = ["evaluate", "evaluate_modes", "pinned_searcher"]
 
 
 class _RecordingEncoder:
-    """The searcher's encoder, keeping the query vectors it returns so the exact side reuses them."""
+    """The searcher's encoder, keeping the query vectors it returns (by text) so the exact side reuses them."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
-        self._taken: list[np.ndarray] = []
+        self._taken: dict[str, np.ndarray] = {}
         self.seconds = 0.0
 
     def __getattr__(self, name: str) -> Any:
@@ -45,17 +45,18 @@ class _RecordingEncoder:
         t0 = time.perf_counter()
         vecs = self._inner.encode_queries(texts)
         self.seconds += time.perf_counter() - t0
-        self._taken.append(np.asarray(vecs))
+        self._taken.update(zip(texts, np.asarray(vecs)))
         return vecs
 
-    def take(self, expected: int) -> np.ndarray:
-        """The vectors recorded since the last call (``expected`` rows)."""
-        got = np.concatenate(self._taken) if len(self._taken) > 1 else (self._taken[0] if self._taken else None)
-        self._taken = []
-        if got is None or len(got) != expected:
-            raise RuntimeError(f"the searcher encoded {0 if got is None else len(got)} query vectors for "
-                               f"{expected} queries")
-        return got
+    def take(self, texts: Sequence[str]) -> np.ndarray:
+        """The vectors of ``texts`` (as the searcher cleaned them) recorded since the last call, in that order
+        (the searcher may encode them in another: ``search_batch`` groups texts of similar length)."""
+        taken, self._taken = self._taken, {}
+        missing = [t for t in texts if clean_query(t) not in taken]
+        if missing:
+            raise RuntimeError(f"the searcher encoded no query vector for {len(missing)} of {len(texts)} queries "
+                               f"(first: {missing[0][:60]!r})")
+        return np.stack([taken[clean_query(t)] for t in texts])
 
 
 def pinned_searcher(searcher: SkillSearch, encoder: Any = None) -> tuple[SkillSearch, str]:
@@ -234,7 +235,7 @@ def evaluate_modes(
             kw: dict[str, Any] = {"mode": run.mode} if with_mode else {}
             found = pinned.search_batch(chunk, limit=limit, threshold=-1.0, one_per_concept=True, **kw, **filters)
             run.t_index += time.perf_counter() - t1
-            got = recorder.take(len(chunk))
+            got = recorder.take(chunk)
             vecs = got if vecs is None else vecs  # the same texts: the first mode's vectors serve every mode
             _score_chunk(run, found, vecs, chunk, rel, labelled.queries[start:start + batch_size], limit,
                          calibration_k)

@@ -235,12 +235,11 @@ def build_occupations(
                                                           with_payload=False)}
                 for p in chunk:
                     sp = got.get(p.id)
-                    p.vector = sp.vector if sp is not None else None
-                    if hyb and p.vector is not None:
-                        mean = (sp.vectors or {}).get(hybrid.LABEL_MEAN) if sp is not None else None
-                        p.label_rows = np.asarray([mean], np.float32) if mean else None
-                        p.vector = p.vector if mean else None
-                encode.extend(p for p in chunk if p.vector is None)  # vanished from the served collection meanwhile
+                    mean = (sp.vectors or {}).get(hybrid.LABEL_MEAN) if sp is not None and hyb else None
+                    # both vectors, or none (the point vanished from the served collection meanwhile): encoded
+                    p.vector = sp.vector if sp is not None and (mean or not hyb) else None
+                    p.label_rows = np.asarray([mean], np.float32) if mean and p.vector is not None else None
+                encode.extend(p for p in chunk if p.vector is None)
                 ready = [p for p in chunk if p.vector is not None]
                 write(ready)
                 summary.reused += len(ready)

@@ -1,4 +1,5 @@
-"""One search hit as the searcher returns it: :class:`SkillHit`."""
+"""One search hit as the searcher returns it (:class:`SkillHit`), and the cache of hit fields it is built from
+(:class:`HitPayloads`)."""
 
 from __future__ import annotations
 

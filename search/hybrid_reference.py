@@ -54,7 +54,7 @@ class ExactIndex:
     @classmethod
     def from_points(cls, points: Iterable[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> ExactIndex:
         """``points``: ``(id, vectors, payload)`` with ``vectors[PASSAGE]`` and, for hybrid, ``vectors[LABELS]``
-        (rows) and ``vectors[BM25]`` (:class:`SparseTerms` or ``(indices, values)``)."""
+        (rows) and ``vectors[BM25]`` (anything with ``indices`` and ``values``, or an ``(indices, values)`` pair)."""
         ids: list[str] = []
         dense: list[Any] = []
         prefs: list[Any] = []
@@ -79,7 +79,7 @@ class ExactIndex:
                 rows.extend(lab)
             sparse = vectors.get(BM25)
             if sparse is not None:
-                idx, val = (sparse.indices, sparse.values) if isinstance(sparse, SparseTerms) else sparse
+                idx, val = (sparse.indices, sparse.values) if hasattr(sparse, "indices") else sparse
                 for t, v in zip(idx, val):
                     p = postings.setdefault(int(t), ([], []))
                     p[0].append(i)

@@ -36,11 +36,7 @@ def query_bm25(metadata: Mapping[str, Any], filters: Mapping[str, Any] | None = 
 
 def _vectors(point: Any) -> dict[str, Any]:
     named = getattr(point, "vectors", None)
-    vecs = dict(named) if isinstance(named, Mapping) and named else {hybrid.PASSAGE: point.vector}
-    sparse = vecs.get(hybrid.BM25)
-    if sparse is not None and not isinstance(sparse, (hybrid.SparseTerms, tuple)) and hasattr(sparse, "indices"):
-        vecs[hybrid.BM25] = (tuple(sparse.indices), tuple(sparse.values))
-    return vecs
+    return dict(named) if isinstance(named, Mapping) and named else {hybrid.PASSAGE: point.vector}
 
 
 @dataclass

@@ -96,14 +96,6 @@ def dev_title_set(searcher: OccupationSearcher, language: str | Iterable[str] | 
     return rows[:limit] if limit is not None else rows
 
 
-def _named(point: Any) -> dict[str, Any]:
-    vecs = dict(point.vectors or {})
-    sparse = vecs.get(hybrid.BM25)
-    if sparse is not None and hasattr(sparse, "indices"):
-        vecs[hybrid.BM25] = (tuple(sparse.indices), tuple(sparse.values))
-    return vecs
-
-
 class ExactTitleIndex:
     """Every vector of the occupations collection in numpy: the brute-force reference of title search, in the
     mode the served search takes (``mode`` as :func:`~search.occupations.title.title_mode` resolves it)."""
@@ -115,7 +107,7 @@ class ExactTitleIndex:
         assert searcher.store is not None
         pts = list(searcher.store.scroll(self.state.target, with_vectors=True,
                                          with_payload=[OccField.CONCEPT_URI, OccField.LANGUAGE, OccField.ISCO_GROUPS]))
-        self.fused = (ExactIndex.from_points((p.id, _named(p), {}) for p in pts)
+        self.fused = (ExactIndex.from_points((p.id, p.vectors or {}, {}) for p in pts)
                       if self.mode == hybrid.HYBRID else None)
         m = np.asarray([p.vector for p in pts], dtype=np.float32)
         self.matrix = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)

@@ -5,8 +5,8 @@ form of one, in any language searched) equals the title comes first; the rest fo
 title (``query: <title>``) and the occupation, in one of two modes:
 
 * ``hybrid`` (where the collection holds :data:`~search.occupations.schema.OCCUPATION_REPRESENTATIONS`): one
-  Query API request fusing the passage, every label (MaxSim) and BM25 over the labels by RRF in the engine, as
-  skills are searched (:func:`search.modes.hybrid_query`); a hit's ``score`` stays the cosine of the title and
+  Query API request fusing the passage, the mean of the label vectors and BM25 over the labels by RRF in the
+  engine, as skills are searched (:func:`search.modes.hybrid_query`); a hit's ``score`` stays the cosine of the title and
   the passage (the mean of label vectors is close to any short text, so its cosine is no score to threshold):
   the mode changes the order, a threshold and ``resolve_occupation``'s ``min_score`` keep their meaning;
 * ``dense``: the cosine with the passage alone (a collection written with ``ESCO_REPRESENTATIONS=dense``).

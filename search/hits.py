@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 from cachetools import LRUCache
 
 from search.errors import SearchError
 from search.schema import Field
-from search.stores.base import ScoredPoint, Store
+from search.stores.base import PASSAGE_VECTOR, ScoredPoint, Store
 
 __all__ = ["SkillHit", "HIT_FIELDS", "HitPayloads"]
 
@@ -91,12 +92,17 @@ class HitPayloads:
     and switches the alias), so a payload read once holds while the collection exists. Entries are keyed by
     collection and point id; :meth:`clear` drops them all (the searcher does so when it re-reads a changed
     collection's metadata). ``size`` 0 reads every hit's payload from the store. Thread-safe.
+
+    ``vector``: the name of a dense vector kept beside the fields (float32; the returned points carry it as
+    ``vector``), so that a caller scores its hits against the query itself instead of asking the store again
+    (the occupations' hybrid title search: the passage cosine of each fused hit).
     """
 
-    def __init__(self, size: int, fields: Sequence[str] = HIT_FIELDS) -> None:
-        self._lru: LRUCache[tuple[str, str], dict[str, Any]] | None = LRUCache(size) if size > 0 else None
+    def __init__(self, size: int, fields: Sequence[str] = HIT_FIELDS, vector: str | None = None) -> None:
+        self._lru: LRUCache[tuple[str, str], tuple[dict[str, Any], Any]] | None = LRUCache(size) if size > 0 else None
         self._lock = threading.Lock()
         self.fields = tuple(fields)
+        self.vector = vector
 
     def clear(self) -> None:
         """Forget every payload."""
@@ -111,7 +117,7 @@ class HitPayloads:
             CollectionNotFound: the collection is gone (the caller searches the alias's new target again).
             SearchError: the store holds no point for a hit it has just returned.
         """
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, tuple[dict[str, Any], Any]] = {}
         if self._lru is not None:
             with self._lock:
                 for hits in points:
@@ -121,7 +127,8 @@ class HitPayloads:
                             found[p.id] = got
         missing = list(dict.fromkeys(p.id for hits in points for p in hits if p.id not in found))
         if missing:
-            read = {r.id: r.payload for r in store.retrieve(collection, missing, with_payload=list(self.fields))}
+            recs = store.retrieve(collection, missing, with_payload=list(self.fields), with_vectors=self.vector is not None)
+            read = {r.id: (r.payload, self._vector_of(r, collection)) for r in recs}
             lost = [i for i in missing if i not in read]
             if lost:
                 raise SearchError(f"collection {collection!r} holds no point {lost[0]} that it returned as a hit; "
@@ -129,6 +136,16 @@ class HitPayloads:
             found.update(read)
             if self._lru is not None:
                 with self._lock:
-                    for i, payload in read.items():
-                        self._lru[(collection, i)] = payload
-        return [[ScoredPoint(p.id, p.score, found[p.id]) for p in hits] for hits in points]
+                    for i, entry in read.items():
+                        self._lru[(collection, i)] = entry
+        return [[ScoredPoint(p.id, p.score, *found[p.id]) for p in hits] for hits in points]
+
+    def _vector_of(self, rec: Any, collection: str) -> Any:
+        if self.vector is None:
+            return None
+        v = (rec.vectors or {}).get(self.vector)
+        if v is None and self.vector == PASSAGE_VECTOR:  # a collection with one unnamed vector: the passage
+            v = rec.vector
+        if v is None:
+            raise SearchError(f"collection {collection!r} holds no vector {self.vector!r} for point {rec.id}")
+        return np.asarray(v, dtype=np.float32)

@@ -1,14 +1,16 @@
 """Title search over the occupations collection, and the resolution of an occupation's name to its URI.
 
 :func:`search_occupations`: an occupation one of whose labels (preferred, alternative, hidden, or a gendered
-form of one, in any language searched) equals the title comes first; the rest follows by the cosine of the
-title (``query: <title>``) and the occupation, in one of two modes:
+form of one, in any language searched) equals the title comes first (found in the occupation index, ordered by
+the passage cosine computed from the hit cache: no search); the rest follows by the cosine of the title
+(``query: <title>``) and the occupation, in one request to the store, in one of two modes:
 
 * ``hybrid`` (where the collection holds :data:`~search.occupations.schema.OCCUPATION_REPRESENTATIONS`): one
   Query API request fusing the passage, the mean of the label vectors and BM25 over the labels by RRF in the
   engine, as skills are searched (:func:`search.modes.hybrid_query`); a hit's ``score`` stays the cosine of the title and
-  the passage (the mean of label vectors is close to any short text, so its cosine is no score to threshold):
-  the mode changes the order, a threshold and ``resolve_occupation``'s ``min_score`` keep their meaning;
+  the passage (the mean of label vectors is close to any short text, so its cosine is no score to threshold),
+  computed from the passage vector the hit cache keeps beside each occupation's fields: the mode changes the
+  order, a threshold and ``resolve_occupation``'s ``min_score`` keep their meaning;
 * ``dense``: the cosine with the passage alone (a collection written with ``ESCO_REPRESENTATIONS=dense``).
 
 :func:`resolve_occupation` turns a label or a title into one URI for the skill search's occupation filter, or
@@ -22,14 +24,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from search import hybrid
 from search.errors import CollectionNotFound, InvalidFilter, SearchError
 from search.filters import check_limit, check_threshold, clean_query, values_of
 from search.hybrid import label_key
-from search.modes import bm25_terms, display_requests, hybrid_query, with_display_scores
+from search.modes import bm25_terms, hybrid_query
 from search.occupations.index import OccupationIndex, OccupationSearcher, OccupationState, occupation_state
 from search.occupations.schema import OCCUPATION_FUSION, OccField, is_hybrid
 from search.occupations.types import AmbiguousOccupation, Candidate, OccupationHit, OccupationNotFound
+from search.schema import point_id
 from search.stores.base import Condition, Filter, ScoredPoint
 
 __all__ = ["search_occupations", "occupation_filter", "exact_label_matches", "resolve_occupation",
@@ -132,52 +137,55 @@ def _kwargs(searcher: OccupationSearcher, group: bool, exact: bool | None) -> di
                 hnsw_ef=getattr(s, "hnsw_ef", None), with_payload=False)
 
 
-def _search(searcher: OccupationSearcher, st: OccupationState, vector: list[float], flt: Filter, limit: int,
-            threshold: float | None, group: bool, exact: bool | None = None) -> list[ScoredPoint]:
-    """Dense hits of one title on the collection the alias serves (resolved again, once, when it was deleted
-    under us)."""
+def _dense(searcher: OccupationSearcher, state: OccupationState, vector: list[float], flt: Filter, limit: int,
+           threshold: float | None, group: bool, exact: bool | None) -> list[ScoredPoint]:
+    """Dense hits of one title: the passage's cosine, from the engine."""
     store = searcher.store
     assert store is not None
-    kwargs = _kwargs(searcher, group, exact)
-
-    def run(state: OccupationState) -> list[ScoredPoint]:
-        found = store.search(state.target, [vector], filter=flt, limit=limit, score_threshold=threshold,
-                             **kwargs)  # type: ignore[arg-type]
-        return state.payloads.fill(store, state.target, found)[0]
-
-    try:
-        return run(st)
-    except CollectionNotFound:  # the alias moved on and its old collection is gone: resolve again, once
-        return run(occupation_state(searcher, force=True))
+    found = store.search(state.target, [vector], filter=flt, limit=limit, score_threshold=threshold,
+                         **_kwargs(searcher, group, exact))  # type: ignore[arg-type]
+    return state.payloads.fill(store, state.target, found)[0]
 
 
-def _hybrid(searcher: OccupationSearcher, st: OccupationState, vector: list[float], title: str, language: str | None,
-            asks: Sequence[tuple[Filter, int, float | None]], group: bool, exact: bool | None
-            ) -> list[list[ScoredPoint]]:
-    """The fused hits of one title for each ``(filter, limit, threshold)`` of ``asks``: one store batch for the
-    fused requests, one for their scores (the passage's cosine, as in dense mode: the label mean's cosine is
-    high for any title), on one collection."""
+def _hybrid(searcher: OccupationSearcher, state: OccupationState, vector: list[float], q: np.ndarray, title: str,
+            language: str | None, flt: Filter, limit: int, threshold: float | None, group: bool, exact: bool | None
+            ) -> list[ScoredPoint]:
+    """The fused hits of one title, in one request, each with ``score`` = the title's cosine with its passage
+    (as in dense mode: the label mean's cosine is high for any title), from the passage vector the hit cache
+    keeps beside the fields (no second request)."""
     store = searcher.store
     assert store is not None
-    kwargs = _kwargs(searcher, group, exact)
+    request = hybrid_query(vector, title, _terms(state, language).query(title), OCCUPATION_FUSION, flt, limit)
+    fused = state.payloads.fill(store, state.target, store.query(state.target, [request], **_kwargs(searcher, group, exact)))  # type: ignore[arg-type]
+    return _passage_scored(fused[0], q, threshold)
 
-    def run(state: OccupationState) -> list[list[ScoredPoint]]:
-        terms = _terms(state, language).query(title)
-        requests = [hybrid_query(vector, title, terms, OCCUPATION_FUSION, f, k) for f, k, _t in asks]
-        fused = state.payloads.fill(store, state.target, store.query(state.target, requests, **kwargs))  # type: ignore[arg-type]
-        shown = [display_requests(vector, hits, f, len(state.index.languages))[:1] for hits, (f, _k, _t) in zip(fused, asks)]
-        flat = [q for qs in shown for q in qs]
-        scored = store.query(state.target, flat, with_payload=False, exact=True) if flat else []
-        out, i = [], 0
-        for hits, qs, (_f, _k, thr) in zip(fused, shown, asks):
-            out.append(with_display_scores(hits, scored[i:i + len(qs)], thr))
-            i += len(qs)
-        return out
 
-    try:
-        return run(st)
-    except CollectionNotFound:  # the alias moved on and its old collection is gone: resolve again, once
-        return run(occupation_state(searcher, force=True))
+def _labelled(searcher: OccupationSearcher, state: OccupationState, q: np.ndarray, matched: dict[str, dict[str, str]],
+              group: bool) -> list[ScoredPoint]:
+    """The points of the occupations whose label equals the title (``matched``: uri -> language -> label), by
+    the title's passage cosine, best first (one per occupation when ``group``); from the hit cache, no search."""
+    if not matched:
+        return []
+    store = searcher.store
+    assert store is not None
+    ids = [ScoredPoint(point_id(uri, lang), 0.0, {}) for uri, langs in sorted(matched.items()) for lang in sorted(langs)]
+    hits = sorted(_passage_scored(state.payloads.fill(store, state.target, [ids])[0], q, None), key=lambda p: -p.score)
+    if not group:
+        return hits
+    best: dict[str, ScoredPoint] = {}
+    for p in hits:
+        best.setdefault(p.payload.get(OccField.CONCEPT_URI, ""), p)
+    return list(best.values())
+
+
+def _passage_scored(hits: Sequence[ScoredPoint], q: np.ndarray, threshold: float | None) -> list[ScoredPoint]:
+    """``hits`` in their order with ``score`` = the cosine of ``q`` (normalised) and the passage vector each
+    carries (stored normalised, as the engine scores it), those below ``threshold`` dropped."""
+    if not hits:
+        return []
+    scores = np.stack([p.vector for p in hits]) @ q  # type: ignore[misc]
+    return [ScoredPoint(p.id, float(s), p.payload) for p, s in zip(hits, scores.tolist())
+            if threshold is None or s >= threshold]
 
 
 def search_occupations(
@@ -220,27 +228,33 @@ def search_occupations(
     langs = values_of("language", language)
     group = len(st.index.languages) > 1 and len(langs) != 1
     hyb = title_mode(searcher, st, mode) == hybrid.HYBRID
-    vec = [float(x) for x in vector] if vector is not None else searcher.encoder.encode_queries([q])[0].tolist()
-    matched = exact_label_matches(st.index, label_key(q), langs, flt) if exact_labels else {}
-    asks: list[tuple[Filter, int, float | None]] = []
-    n = sum(len(v) for v in matched.values())
-    if matched:  # the occupations with the label, whatever their score
-        asks.append((Filter((*flt.must, Condition(OccField.CONCEPT_URI, tuple(sorted(matched))))), n, None))
-    # then the rest: as many more as there may be matched hits to skip (the first hits of a longer list are the same)
-    asks.append((flt, lim + n, thr))
-    if hyb:
-        answers = _hybrid(searcher, st, vec, q, langs[0] if len(langs) == 1 else None, asks, group, exact)
-    else:
-        answers = [_search(searcher, st, vec, f, k, t, group, exact=True if (matched and i == 0) else exact)
-                   for i, (f, k, t) in enumerate(asks)]
+    raw = np.asarray(vector if vector is not None else searcher.encoder.encode_queries([q])[0], dtype=np.float32)
+    vec = raw.tolist()  # what the engine takes (it scores in float32)
+    qv = raw / (float(np.linalg.norm(raw)) or 1.0)  # the engine's cosine normalises the query too
+    key = label_key(q)
+    language1 = langs[0] if len(langs) == 1 else None
+
+    def run(state: OccupationState) -> tuple[dict[str, dict[str, str]], list[ScoredPoint], list[ScoredPoint]]:
+        # the occupations with the label, whatever their score, then the rest: as many more as there may be
+        # matched hits to skip (the first hits of a longer list are the same)
+        matched = exact_label_matches(state.index, key, langs, flt) if exact_labels else {}
+        k = lim + sum(len(v) for v in matched.values())
+        rest = (_hybrid(searcher, state, vec, qv, q, language1, flt, k, thr, group, exact) if hyb
+                else _dense(searcher, state, vec, flt, k, thr, group, exact))
+        return matched, _labelled(searcher, state, qv, matched, group), rest
+
+    try:
+        matched, first, rest = run(st)
+    except CollectionNotFound:  # the alias moved on and its old collection is gone: resolve again, once
+        matched, first, rest = run(occupation_state(searcher, force=True))
     out: list[OccupationHit] = []
     seen: set[tuple[str, str]] = set()
-    for p in answers[0] if matched else []:
+    for p in first:
         uri, lang = p.payload.get(OccField.CONCEPT_URI, ""), p.payload.get(OccField.LANGUAGE, "")
         label = matched.get(uri, {}).get(lang) or next(iter(matched.get(uri, {}).values()), None)
         out.append(OccupationHit.from_point(p, matched_label=label))
         seen.add((uri, "" if group else lang))
-    for p in answers[-1]:
+    for p in rest:
         if len(out) >= lim:
             break
         uri, lang = p.payload.get(OccField.CONCEPT_URI, ""), p.payload.get(OccField.LANGUAGE, "")

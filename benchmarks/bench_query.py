@@ -89,7 +89,8 @@ def build_store(settings: Any, enc: Any, records: Sequence[Any], size: int, enco
     meta = {**enc.describe(), "languages": ["en"], "esco_version": "v1.1.1", "status": "complete"}
     t = time.perf_counter()
     # the layout esco-ingest writes with its defaults (int8 copies scanned, rescored)
-    store.create_collection(name, collection_params(IngestSettings(_env_file=None), enc.dimension), meta, KEYWORD_FIELDS)
+    store.create_collection(name, collection_params(IngestSettings(_env_file=None), enc.dimension, points=size), meta,
+                            KEYWORD_FIELDS)
     rng = np.random.default_rng(seed)
     texts = [passage_text(r.preferred_label, r.description) for r in records]
     chunk = 2000

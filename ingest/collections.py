@@ -118,9 +118,12 @@ def _previous(store: Store, alias: str, current: str | None) -> str:
     return str(candidates[0]["collection"])
 
 
-def collection_params(settings: Any, dim: int, vectors: dict[str, Any] | None = None) -> CollectionParams:
-    """The layout of a new collection, from the settings (``vectors``: its named vectors, if any)."""
+def collection_params(settings: Any, dim: int, vectors: dict[str, Any] | None = None,
+                      points: int | None = None) -> CollectionParams:
+    """The layout of a new collection, from the settings (``vectors``: its named vectors, if any; ``points``:
+    how many it will hold, which decides whether its vectors get an HNSW graph, :meth:`CollectionParams.graph_m`)."""
     return CollectionParams(
+        expected_points=points,
         vector_size=dim,
         vectors=dict(vectors or {}),
         on_disk_vectors=settings.on_disk_vectors,

@@ -313,7 +313,7 @@ def _open_target(settings: Any, release: OccupationRelease, store: Store, encode
     vectors = {hybrid.PASSAGE: VectorSpec("dense"), hybrid.LABEL_MEAN: VectorSpec("dense"),
                hybrid.BM25: VectorSpec("sparse", idf=True)} if representations else None
     assert vectors is None or set(vectors) == set(OCCUPATION_REPRESENTATIONS)
-    store.create_collection(target, collection_params(settings, encoder.dimension, vectors), meta,
+    store.create_collection(target, collection_params(settings, encoder.dimension, vectors, points=n_points), meta,
                             OCCUPATION_KEYWORD_FIELDS)
     logger.info("writing new occupations collection %s", target)
     return target, False

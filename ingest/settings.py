@@ -45,7 +45,8 @@ class IngestSettings(SearchSettings):
         description="scalar int8 copies of the vectors in RAM that searches scan, rescored with the originals "
         "(none: scan the originals, ~3x slower at 14k skills)",
     )
-    hnsw_m: int = Field(default=16, ge=4, le=128, description="HNSW graph degree")
+    hnsw_m: int = Field(default=16, ge=4, le=128, description="HNSW graph degree (no graph is built for a collection of "
+                        "at most 20,000 points: its searches scan the int8 copies)")
     hnsw_ef_construct: int = Field(default=100, ge=4, description="HNSW build-time candidate list")
 
     @model_validator(mode="after")

@@ -44,15 +44,16 @@ def point_bytes(dim: int, payload_json_bytes: int, quantization: str = "none", r
     return vec + math.ceil(PAYLOAD_FACTOR * payload_json_bytes) + POINT_OVERHEAD
 
 
-def collection_bytes(todo: Iterable[int], every: Iterable[int] = (), *, indexing_threshold: int = 20_000,
+def collection_bytes(todo: Iterable[int], every: Iterable[int] = (), *, indexes: bool = False,
                      hnsw_m: int = 16) -> int:
     """The space a build still needs: the points still to write (``todo``: each one's :func:`point_bytes`),
-    and, when the whole collection (``every``) reaches the indexing threshold, what optimize needs: it writes
-    the indexed segment beside the plain one before it deletes that (the data once more), plus the HNSW graph
-    (``hnsw_m`` links of 4 bytes both ways on the bottom level, a quarter more above)."""
+    and, when ``optimize`` will index the whole collection (``every``; ``indexes``:
+    :meth:`~search.stores.CollectionParams.indexes`), what it needs: it writes the indexed segment beside the
+    plain one before it deletes that (the data once more), plus the HNSW graph where one is built (``hnsw_m``
+    links of 4 bytes both ways on the bottom level, a quarter more above; 0: none)."""
     need = sum(todo) + FIXED_BYTES
     sizes = list(every)
-    if len(sizes) >= indexing_threshold:
+    if indexes:
         need += sum(sizes) + math.ceil(len(sizes) * hnsw_m * 2 * 4 * 1.25)
     return need
 

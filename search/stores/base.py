@@ -203,12 +203,38 @@ class CollectionParams:
     extra: dict[str, Any] = field(default_factory=dict)
     # Named vectors (hybrid collections); empty: one unnamed dense vector of vector_size.
     vectors: dict[str, VectorSpec] = field(default_factory=dict)
+    # The points the collection will hold, where its writer knows (an ingest does): decides graph_m().
+    expected_points: int | None = None
 
     def __post_init__(self) -> None:
         # Read back from JSON, the specs are dicts.
         if any(isinstance(v, Mapping) for v in self.vectors.values()):
             object.__setattr__(self, "vectors", {k: VectorSpec(**v) if isinstance(v, Mapping) else v
                                                  for k, v in self.vectors.items()})
+
+    def graph_m(self) -> int:
+        """The HNSW ``m`` of the dense vectors: ``hnsw_m``, or 0 (no graph) for a collection known to stay at or
+        below ``indexing_threshold`` points: searches there scan every candidate (the full-scan threshold), so a
+        graph would never be walked and only cost its build."""
+        if self.expected_points is not None and self.expected_points <= self.indexing_threshold:
+            return 0
+        return self.hnsw_m
+
+    def indexing_threshold_kb(self) -> int:
+        """The engines' indexing threshold, in KB of vectors (``vector_size`` float32 a point): where their
+        optimizer turns plain segments into indexed ones, with the HNSW graph and the int8 copies. 1 KB when
+        there is no graph and int8 is asked for, so that ``optimize`` builds the int8 copies at any size (an
+        int8 scan, rescored, is ~2.5x a float32 scan at ESCO size, docs/edge-store.md); else
+        ``indexing_threshold`` points."""
+        if self.quantization == "int8" and self.graph_m() == 0:
+            return 1
+        return max(1, self.indexing_threshold * self.vector_size * 4 // 1024)
+
+    def indexes(self, points: int) -> bool:
+        """Whether ``optimize`` turns a collection of ``points`` into indexed segments (written beside the plain
+        ones before those go): always under :meth:`indexing_threshold_kb` of 1 KB, else from
+        ``indexing_threshold`` points on."""
+        return (self.quantization == "int8" and self.graph_m() == 0) or points >= self.indexing_threshold
 
     def size_of(self, name: str) -> int:
         """The dimension of a dense or multivector named vector."""

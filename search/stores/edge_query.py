@@ -60,7 +60,7 @@ def edge_config(params: CollectionParams) -> Any:
             type=qe.ScalarType.Int8, quantile=float(params.extra.get("quantile", 0.99)), always_ram=True
         )
     hnsw = qe.HnswIndexConfig(
-        m=params.hnsw_m,
+        m=params.graph_m(),
         ef_construct=params.hnsw_ef_construct,
         full_scan_threshold=max(1, int(full_scan * kb_per_point)),
         payload_m=params.extra.get("payload_m"),
@@ -77,7 +77,7 @@ def edge_config(params: CollectionParams) -> Any:
         quantization_config=quant,
         optimizers=qe.EdgeOptimizersConfig(
             # Both thresholds are in KB of vectors for the engine, in points in CollectionParams.
-            indexing_threshold=max(1, int(params.indexing_threshold * kb_per_point)),
+            indexing_threshold=params.indexing_threshold_kb(),
         ),
         wal_enabled=False,
     )

@@ -151,13 +151,12 @@ class QdrantClientStore(RetryingCalls):
             # Below the full-scan threshold (in KB of vectors) a search scores every candidate exactly:
             # the same rule as the edge store, so small and very selective filtered searches stay exact.
             hnsw_config=models.HnswConfigDiff(
-                m=params.hnsw_m, ef_construct=params.hnsw_ef_construct,
+                m=params.graph_m(), ef_construct=params.hnsw_ef_construct,
                 full_scan_threshold=max(1, params.indexing_threshold * params.vector_size * 4 // 1024),
             ),
-            # Qdrant counts the indexing threshold in KB of vectors, our setting in points.
-            optimizers_config=models.OptimizersConfigDiff(
-                indexing_threshold=max(1, params.indexing_threshold * params.vector_size * 4 // 1024)
-            ),
+            # Qdrant counts the indexing threshold in KB of vectors, our setting in points (1 KB: int8 copies
+            # at any size where no graph is built, CollectionParams.indexing_threshold_kb).
+            optimizers_config=models.OptimizersConfigDiff(indexing_threshold=params.indexing_threshold_kb()),
             quantization_config=quant,
             shard_number=params.shard_number,
             replication_factor=params.replication_factor,

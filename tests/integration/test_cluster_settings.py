@@ -38,9 +38,11 @@ def test_cluster_layout_reaches_the_server(tmp_path, encoder, representations):
             assert req.sparse_vectors["bm25"].modifier.value == "idf"
         assert req.quantization_config.scalar.type.value == "int8"
         assert req.quantization_config.scalar.always_ram is True  # quantized vectors in RAM, originals on disk
-        assert (req.hnsw_config.m, req.hnsw_config.ef_construct) == (32, 200)
-        # Qdrant counts these thresholds in KB of vectors: 20,000 points of 384 float32 = 30,000 KB
-        assert req.optimizers_config.indexing_threshold == 20_000 * 384 * 4 // 1024
+        # 3 points, far below the 20,000-point threshold: no graph (it would never be walked), and the int8
+        # copies built at once (an indexing threshold of 1 KB); hnsw_m=32 goes to collections above it (below)
+        assert (req.hnsw_config.m, req.hnsw_config.ef_construct) == (0, 200)
+        assert req.optimizers_config.indexing_threshold == 1
+        # Qdrant counts this threshold in KB of vectors: 20,000 points of 384 float32 = 30,000 KB
         assert req.hnsw_config.full_scan_threshold == 20_000 * 384 * 4 // 1024
         assert req.metadata["model"] == encoder.model_name and req.metadata["status"] == "building"
         store = open_store(settings)
@@ -48,6 +50,24 @@ def test_cluster_layout_reaches_the_server(tmp_path, encoder, representations):
             assert store.get_metadata(settings.collection)["status"] == "complete"
         finally:
             store.close()
+
+
+def test_a_big_collection_reaches_the_server_with_its_graph_and_point_thresholds(tmp_path):
+    """Above the indexing threshold the graph degree and the thresholds (in KB) go as set."""
+    from search.stores.base import CollectionParams
+
+    with FaultServer() as srv:
+        store = open_store(IngestSettings(_env_file=None, qdrant_url=srv.url, lock_dir=tmp_path / "locks"))
+        try:
+            params = CollectionParams(vector_size=384, quantization="int8", hnsw_m=32, hnsw_ef_construct=200,
+                                      expected_points=389_088)
+            store.create_collection("big", params, {}, [])
+        finally:
+            store.close()
+        req = srv.created["big"]
+        assert (req.hnsw_config.m, req.hnsw_config.ef_construct) == (32, 200)
+        assert req.optimizers_config.indexing_threshold == 20_000 * 384 * 4 // 1024
+        assert req.hnsw_config.full_scan_threshold == 20_000 * 384 * 4 // 1024
 
 
 def test_embedded_defaults_need_no_cluster_settings(tmp_path):

@@ -430,6 +430,30 @@ def test_optimize_builds_hnsw_with_high_recall(tmp_path: Path, quantization: str
         s.close()
 
 
+def test_a_small_int8_collection_gets_its_int8_copies_and_no_graph(tmp_path: Path) -> None:
+    """A collection its writer knows is small (``expected_points`` at most the indexing threshold) gets no HNSW
+    graph but its int8 copies at ``optimize``; its searches scan them, rescored: the same hits as the exact
+    search, with the true cosines. Unknown size and the same points: nothing is indexed (the old rule)."""
+    ds = make_dataset(concepts=600, dim=64, seed=5, occupations=100)
+    s = EdgeStore(tmp_path)
+    try:
+        for name, expected in (("small", len(ds.points)), ("unknown", None)):
+            params = CollectionParams(vector_size=64, quantization="int8", expected_points=expected)
+            s.create_collection(name, params, {}, KEYWORD_FIELDS)
+            s.upsert(name, ds.points)
+            s.optimize(name)
+        assert CollectionParams(vector_size=64, quantization="int8", expected_points=len(ds.points)).graph_m() == 0
+        assert s.index_info("small")["indexed_vectors"] >= len(ds.points)  # int8 copies built (no graph: m=0)
+        assert s.index_info("unknown")["indexed_vectors"] == 0
+        assert s.collection_params("small").expected_points == len(ds.points)  # kept in collection.json
+        qs = queries(ds, 40, seed=9)
+        for flt in (None, Filter((Condition("language", ("en",)),))):
+            for q, got in zip(qs, s.search("small", qs.tolist(), filter=flt, limit=10)):
+                assert_same_hits(got, brute_force(ds, q, flt, 10), tol=1e-3, what="int8 scan, rescored")
+    finally:
+        s.close()
+
+
 def test_the_engine_version_is_recorded_and_a_newer_series_refused(tmp_path: Path, data: Dataset) -> None:
     """collection.json names the qdrant-edge-py that wrote the shard; an older engine refuses a newer one's."""
     import json as _json

@@ -376,7 +376,7 @@ class EdgeStore:
 
             if group_by is None:
                 return [[scored(p, with_vectors) for p in hits] for hits in run(queries, limit, [()] * len(queries))]
-            return grouped(queries, run, fetch, group_by, limit, with_vectors)
+            return grouped(queries, run, fetch, group_by, limit, with_vectors, h.group_values_of(group_by))
 
     def query(
         self,
@@ -400,6 +400,7 @@ class EdgeStore:
 
             return run_queries(h.shard, p, requests, group_by=group_by, with_vectors=with_vectors,
                                with_payload=with_payload, to_filter=edge_filter, search_params=params_for,
+                               group_values=h.group_values_of(group_by) if group_by else None,
                                scored=scored, keys_of=group_keys)
 
     # --- lifecycle -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from search.stores.base import (
 
 __all__ = [
     "run_queries", "named_vector_config", "point_vectors", "engine_query", "candidate_pool",
-    "group_first", "vector_names",
+    "group_first", "vector_names", "fill_group_values", "GroupValues",
 ]
 
 
@@ -182,17 +182,36 @@ def _with_vector(with_vectors: bool | Sequence[str]) -> Any:
     return with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
 
 
+GroupValues = tuple[dict[str, Any], Callable[[list[str]], dict[str, Any]]]
+
+
+def fill_group_values(group_values: GroupValues, group_by: str, ids: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """The cache of ``group_values`` holding the ``group_by`` value of every point of ``ids`` (lists of point
+    ids): those it lacks read in one ``fetch`` (None for a point without the field)."""
+    cache, fetch = group_values
+    missing = list(dict.fromkeys(i for page in ids for i in page if i not in cache))
+    if missing:
+        got = fetch(missing)
+        for i in missing:
+            rec = got.get(i)
+            cache[i] = rec.payload.get(group_by) if rec is not None and rec.payload else None
+    return cache
+
+
 def run_queries(
     shard: Any, params: CollectionParams, requests: Sequence[Query], *, group_by: str | None,
     with_vectors: bool | Sequence[str], with_payload: bool | Sequence[str] = True, to_filter: Callable[[Filter | None, Sequence[Any]], Any],
     search_params: Callable[[bool, int], Any], scored: Callable[[Any, Any], ScoredPoint],
     keys_of: Callable[[Any], list[Any]],
+    group_values: GroupValues | None = None,
 ) -> list[list[ScoredPoint]]:
     """One ``query_batch`` of neutral requests on an open shard; with ``group_by`` the first hit per group.
 
     Grouping asks for the whole candidate pool of each request (all the last stage can rank) with only the
     group field, keeps the first hit per group in the final order, then reads the chosen points' payloads
-    (and vectors) in one ``retrieve``: the fused order is never changed by excluding groups.
+    (and vectors) in one ``retrieve``: the fused order is never changed by excluding groups. ``group_values``:
+    a cache of the group field by point id and the read of the points it lacks (:func:`edge_query.grouped`);
+    with it the candidates come as ids and scores only.
     """
     wv = _with_vector(with_vectors)
     sel = payload_selection(with_payload)
@@ -203,14 +222,19 @@ def run_queries(
         lim = candidate_pool(r) if group_by else r.limit
         reqs.append(engine_query(
             params, r, to_filter=to_filter, search_params=lambda filtered, lim=lim: search_params(filtered, lim),
-            limit=lim, with_payload=[group_by] if group_by else sel, with_vector=False if group_by else wv,
+            limit=lim, with_payload=(False if group_values else [group_by]) if group_by else sel,
+            with_vector=False if group_by else wv,
         ))
     results = shard.query_batch(qe.QueryBatchRequest(reqs)) if reqs else []
     if not group_by:
         return [[scored(p, wv) for p in hits] for hits in results]
+    pages = [[scored(p, False) for p in hits] for hits in results]
+    if group_values is not None:
+        cache = fill_group_values(group_values, group_by, [[p.id for p in page] for page in pages])
+        pages = [[ScoredPoint(p.id, p.score, {group_by: cache.get(p.id)}) for p in page] for page in pages]
     out = []
-    for r, hits in zip(requests, results):
-        chosen = group_first([scored(p, False) for p in hits], group_by, r.limit, keys_of)
+    for r, points in zip(requests, pages):
+        chosen = group_first(points, group_by, r.limit, keys_of)
         recs = {str(x.id): x for x in shard.retrieve([p.id for p in chosen], with_payload=sel, with_vector=wv)} if chosen else {}
         full = []
         for p in chosen:

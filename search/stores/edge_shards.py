@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import qdrant_edge as qe
 
 from search.errors import CollectionNotFound, StoreLocked
 from search.stores.base import CollectionParams
+from search.stores.edge_fusion import GroupValues
 from search.stores.edge_files import (
     ALIASES_FILE,
     META_FILE,
@@ -58,6 +59,21 @@ class Handle:
     meta: dict[str, Any]
     users: int = 0
     retired: bool = False
+    # payload field -> point id -> its value, read while the shard is open for reading only (grouped searches)
+    group_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def group_values_of(self, name: str) -> GroupValues | None:
+        """The cache of payload field ``name`` by point id and the read of the points it lacks, for grouped
+        searches; None while this process may write the collection (its values may change then). Under a read
+        lock nobody writes it, so a value read once holds while the shard is open."""
+        if self.lock.mode != "r":
+            return None
+        cache = self.group_values.setdefault(name, {})
+
+        def fetch(ids: list[str]) -> dict[str, Any]:
+            return {str(r.id): r for r in self.shard.retrieve(ids, with_payload=[name], with_vector=False)}
+
+        return cache, fetch
 
 
 def params_of(meta: Mapping[str, Any]) -> CollectionParams:
@@ -182,6 +198,7 @@ class ShardPool:
             if h is None:
                 h = self._open(real, "w" if write else "r")
             elif write and h.lock.mode != "w":
+                h.group_values.clear()  # this process writes it now: the values may change
                 try:
                     h.lock.upgrade()
                 except Busy as busy:

@@ -454,6 +454,51 @@ def test_a_small_int8_collection_gets_its_int8_copies_and_no_graph(tmp_path: Pat
         s.close()
 
 
+def test_grouped_search_of_a_reader_reads_each_group_value_once_and_a_write_forgets_them(tmp_path: Path) -> None:
+    """A process that reads a collection keeps each point's group value (nobody writes it meanwhile): its grouped
+    searches equal the brute-force grouping, keep every value they read, and once this process writes the
+    collection the values are read again (a point moved to another group is grouped by its new value)."""
+    from dataclasses import replace
+
+    from store_testdata import brute_force_groups
+
+    ds = make_dataset(concepts=150, dim=32, seed=11, occupations=30)
+    s = EdgeStore(tmp_path)
+    s.create_collection("g", CollectionParams(vector_size=32), {}, KEYWORD_FIELDS)
+    s.upsert("g", ds.points)
+    s.close()
+    s = EdgeStore(tmp_path)
+    try:
+        qs = queries(ds, 12, seed=4)
+        for flt in (None, Filter((Condition("language", ("de",)),))):
+            got = s.search("g", qs.tolist(), filter=flt, limit=8, group_by="concept_uri")
+            for q, hits in zip(qs, got):
+                assert_same_hits(hits, brute_force_groups(ds, q, "concept_uri", flt, 8), what="grouped, cached values")
+        with s._pool.use("g") as h:
+            cached = dict(h.group_values["concept_uri"])
+        assert cached and all(v == ds.points[ds.index(i)].payload["concept_uri"] for i, v in cached.items())
+        s.search("g", qs.tolist(), limit=8, group_by="concept_uri")  # everything it needs is cached now
+        with s._pool.use("g") as h:
+            assert h.group_values["concept_uri"] == cached
+        # this process writes the collection: the values it kept are dropped. The best point moves into the
+        # concept of the second best group: grouped anew, that concept is one group, led by the moved point
+        first, second = s.search("g", [qs[0].tolist()], limit=2, group_by="concept_uri")[0]
+        moved = ds.points[ds.index(first.id)]
+        new_uri = second.payload["concept_uri"]
+        now = replace(moved, payload={**moved.payload, "concept_uri": new_uri})
+        s.upsert("g", [now])
+        after = Dataset(ds.vectors, [now if p.id == moved.id else p for p in ds.points])
+        want = brute_force_groups(after, qs[0], "concept_uri", None, 8)
+        assert want[0][0] == moved.id and second.id not in {pid for pid, _ in want}
+        assert_same_hits(s.search("g", [qs[0].tolist()], limit=8, group_by="concept_uri")[0], want, what="written")
+        s.switch_alias("served", "g")  # published: read-only again, values cached anew from here
+        with s._pool.use("g") as h:
+            assert h.lock.mode == "r"
+        assert_same_hits(s.search("g", [qs[0].tolist()], limit=8, group_by="concept_uri")[0], want, what="published")
+    finally:
+        s.close()
+
+
 def test_the_engine_version_is_recorded_and_a_newer_series_refused(tmp_path: Path, data: Dataset) -> None:
     """collection.json names the qdrant-edge-py that wrote the shard; an older engine refuses a newer one's."""
     import json as _json

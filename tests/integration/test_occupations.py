@@ -204,6 +204,11 @@ def test_a_dense_occupations_collection_is_searched_by_its_passage_and_refuses_h
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         with pytest.raises(SearchError, match="ESCO_REPRESENTATIONS=hybrid"):
             search_occupations(srch, "baker", mode="hybrid")
+        # an exact label comes first, scored from the one unnamed vector the hit cache keeps: the engine's cosine
+        first = search_occupations(srch, "baker", limit=3)[0]
+        by_meaning = {h.concept_uri: h.score for h in search_occupations(srch, "baker", limit=50, exact_labels=False)}
+        assert first.concept_uri == OCC["baker"] and first.matched_label == "baker"
+        assert first.score == pytest.approx(by_meaning[OCC["baker"]], abs=1e-5)
         rep = evaluate_titles(srch, dev_title_set(srch), k=5, exact_labels=False)
         assert rep["mode"] == "dense" and rep["same_top_k"] == 1.0
 

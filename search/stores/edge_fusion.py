@@ -26,7 +26,7 @@ from search.stores.base import (
 
 __all__ = [
     "run_queries", "named_vector_config", "point_vectors", "engine_query", "candidate_pool",
-    "group_first", "vector_names", "fill_group_values", "GroupValues",
+    "group_first", "vector_names", "fill_group_values", "GroupValues", "GROUP_VALUES_MAX",
 ]
 
 
@@ -183,19 +183,35 @@ def _with_vector(with_vectors: bool | Sequence[str]) -> Any:
 
 
 GroupValues = tuple[dict[str, Any], Callable[[list[str]], dict[str, Any]]]
+#: Most group values a reading process keeps per collection and field (~250 bytes each: ~25 MB); past it the
+#: cache starts again empty. Every point of one ESCO language (13,896) or two fits many times.
+GROUP_VALUES_MAX = 100_000
+_UNSEEN = object()
 
 
 def fill_group_values(group_values: GroupValues, group_by: str, ids: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """The cache of ``group_values`` holding the ``group_by`` value of every point of ``ids`` (lists of point
-    ids): those it lacks read in one ``fetch`` (None for a point without the field)."""
+    """The ``group_by`` value of every point of ``ids`` (lists of point ids; None for a point without the field):
+    from the cache of ``group_values``, those it lacks read in one ``fetch`` and kept (the cache is emptied
+    first when it would pass :data:`GROUP_VALUES_MAX`). The answer is a dict of its own, so another thread
+    emptying the cache meanwhile changes nothing in it."""
     cache, fetch = group_values
-    missing = list(dict.fromkeys(i for page in ids for i in page if i not in cache))
+    out: dict[str, Any] = {}
+    missing = []
+    for page in ids:
+        for i in page:
+            if i not in out:
+                v = cache.get(i, _UNSEEN)
+                out[i] = None if v is _UNSEEN else v
+                if v is _UNSEEN:
+                    missing.append(i)
     if missing:
         got = fetch(missing)
+        if len(cache) + len(missing) > GROUP_VALUES_MAX:
+            cache.clear()
         for i in missing:
             rec = got.get(i)
-            cache[i] = rec.payload.get(group_by) if rec is not None and rec.payload else None
-    return cache
+            out[i] = cache[i] = rec.payload.get(group_by) if rec is not None and rec.payload else None
+    return out
 
 
 def run_queries(
@@ -230,8 +246,8 @@ def run_queries(
         return [[scored(p, wv) for p in hits] for hits in results]
     pages = [[scored(p, False) for p in hits] for hits in results]
     if group_values is not None:
-        cache = fill_group_values(group_values, group_by, [[p.id for p in page] for page in pages])
-        pages = [[ScoredPoint(p.id, p.score, {group_by: cache.get(p.id)}) for p in page] for page in pages]
+        values = fill_group_values(group_values, group_by, [[p.id for p in page] for page in pages])
+        pages = [[ScoredPoint(p.id, p.score, {group_by: values[p.id]}) for p in page] for page in pages]
     out = []
     for r, points in zip(requests, pages):
         chosen = group_first(points, group_by, r.limit, keys_of)

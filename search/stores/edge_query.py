@@ -112,8 +112,8 @@ def _group_values(pages: list[list[tuple[str, Any]]], group_by: str, cached: Gro
     cache of ``cached`` (filled first, in one read, for the points of ``pages`` it lacks)."""
     if cached is None:
         return lambda _pid, p: p.payload.get(group_by) if p.payload else None
-    cache = fill_group_values(cached, group_by, [[pid for pid, _p in page] for page in pages])
-    return lambda pid, _p: cache.get(pid)
+    values = fill_group_values(cached, group_by, [[pid for pid, _p in page] for page in pages])
+    return lambda pid, _p: values[pid]
 
 
 def group_keys(value: Any) -> list[str | int]:

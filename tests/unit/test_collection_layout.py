@@ -36,3 +36,4 @@ def test_the_space_estimate_counts_the_indexed_copy_and_the_graph_where_built() 
     assert collection_bytes(sizes, sizes, indexes=False) == 50_000 + FIXED_BYTES
     assert collection_bytes(sizes, sizes, indexes=True, hnsw_m=0) == 100_000 + FIXED_BYTES
     assert collection_bytes(sizes, sizes, indexes=True, hnsw_m=16) == 100_000 + FIXED_BYTES + 50 * 16 * 2 * 4 * 5 // 4
+

@@ -28,6 +28,7 @@ from search.stores import (
     ScoredPoint,
     SparseVector,
 )
+from search.stores.base import float_list
 
 __all__ = ["resolve_mode", "mode_threshold", "hybrid_query", "bm25_terms", "display_requests", "with_display_scores"]
 
@@ -100,8 +101,7 @@ def hybrid_query(vector: Sequence[float], text: str, terms: hybrid.SparseTerms |
     skipped when the query has only stopwords) and ``labels`` (MaxSim), which rescores the union of its candidate legs (``fusion.labels_candidates``) or
     scans every point when there are none; RRF over ``fusion.representations``; then the exact-label boost.
     """
-    # a list of floats (what the searchers build) goes as it is
-    vec = vector if type(vector) is list and (not vector or type(vector[0]) is float) else [float(x) for x in vector]
+    vec = float_list(vector)
     L = fusion.prefetch_limit
     has_terms = terms is not None and len(terms.indices) > 0
     legs: dict[str, Prefetch] = {

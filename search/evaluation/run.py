@@ -52,11 +52,12 @@ class _RecordingEncoder:
         """The vectors of ``texts`` (as the searcher cleaned them) recorded since the last call, in that order
         (the searcher may encode them in another: ``search_batch`` groups texts of similar length)."""
         taken, self._taken = self._taken, {}
-        missing = [t for t in texts if clean_query(t) not in taken]
+        cleaned = [clean_query(t) for t in texts]
+        missing = [t for t, c in zip(texts, cleaned) if c not in taken]
         if missing:
             raise RuntimeError(f"the searcher encoded no query vector for {len(missing)} of {len(texts)} queries "
                                f"(first: {missing[0][:60]!r})")
-        return np.stack([taken[clean_query(t)] for t in texts])
+        return np.stack([taken[c] for c in cleaned])
 
 
 def pinned_searcher(searcher: SkillSearch, encoder: Any = None) -> tuple[SkillSearch, str]:

@@ -28,6 +28,7 @@ __all__ = [
     "PASSAGE_VECTOR",
     "DEFAULT_OVERSAMPLING",
     "neutral_vectors",
+    "float_list",
     "Store",
 ]
 
@@ -119,6 +120,14 @@ class ScoredPoint:
     payload: dict[str, Any]
     vector: list[float] | None = None
     vectors: dict[str, Vector] | None = None
+
+
+def float_list(vector: Sequence[float]) -> list[float]:
+    """``vector`` as a list of Python floats, what the engines take: a list of floats (what the searchers build)
+    as it is, anything else (a numpy row, a tuple) converted."""
+    if type(vector) is list and (not vector or type(vector[0]) is float):
+        return vector
+    return [float(x) for x in vector]
 
 
 def neutral_vectors(v: Any) -> tuple[list[float] | None, dict[str, Any] | None]:

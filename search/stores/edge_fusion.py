@@ -20,6 +20,7 @@ from search.stores.base import (
     Query,
     Rrf,
     ScoredPoint,
+    float_list,
     neutral_vectors,
     payload_selection,
 )
@@ -71,8 +72,7 @@ def _engine_vector(params: CollectionParams, name: str, value: Any, what: str) -
         if not rows or any(len(r) != dim for r in rows):
             raise ValueError(f"{what}: vector {name!r} needs rows of size {dim}")
         return rows
-    # a list of floats (what the searcher builds) goes as it is; anything else is converted
-    vec = value if type(value) is list and (not value or type(value[0]) is float) else [float(x) for x in value]
+    vec = float_list(value)
     if len(vec) != dim:
         raise ValueError(f"{what}: vector {name!r} has size {len(vec)}; the collection's is {dim}")
     return vec
@@ -245,9 +245,11 @@ def run_queries(
     if not group_by:
         return [[scored(p, wv) for p in hits] for hits in results]
     pages = [[scored(p, False) for p in hits] for hits in results]
-    if group_values is not None:
+    if group_values is not None:  # the pool came without payload: its group values from the cache
         values = fill_group_values(group_values, group_by, [[p.id for p in page] for page in pages])
-        pages = [[ScoredPoint(p.id, p.score, {group_by: values[p.id]}) for p in page] for page in pages]
+        for page in pages:
+            for p in page:
+                p.payload[group_by] = values[p.id]
     out = []
     for r, points in zip(requests, pages):
         chosen = group_first(points, group_by, r.limit, keys_of)

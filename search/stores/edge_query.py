@@ -107,15 +107,6 @@ def scored(p: Any, with_vectors: Any) -> ScoredPoint:
     return ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}), vector=vec, vectors=vecs)
 
 
-def _group_values(pages: list[list[tuple[str, Any]]], group_by: str, cached: GroupValues | None) -> Callable[[str, Any], Any]:
-    """How to read the ``group_by`` value of an engine hit (its id, the hit): from its payload, or from the
-    cache of ``cached`` (filled first, in one read, for the points of ``pages`` it lacks)."""
-    if cached is None:
-        return lambda _pid, p: p.payload.get(group_by) if p.payload else None
-    values = fill_group_values(cached, group_by, [[pid for pid, _p in page] for page in pages])
-    return lambda pid, _p: values[pid]
-
-
 def group_keys(value: Any) -> list[str | int]:
     """The groups a payload value puts a point in: each keyword or integer (as Qdrant groups)."""
     items = value if isinstance(value, list) else [value]
@@ -158,13 +149,16 @@ def grouped(queries: list[Any], run: Runner, fetch: Fetch, group_by: str, limit:
                 extra.append([qe.FieldCondition(key=group_by, is_empty=False)])
         results = run([queries[i] for i in pending], lim, extra, False if cached else [group_by], False)
         pages = [[(str(p.id), p) for p in hits] for hits in results]
-        values = _group_values(pages, group_by, cached)
+        if cached is None:
+            values = {pid: p.payload.get(group_by) if p.payload else None for found in pages for pid, p in found}
+        else:  # the pages came without payload: their group values from the cache
+            values = fill_group_values(cached, group_by, [[pid for pid, _p in found] for found in pages])
         still = []
         for i, found in zip(pending, pages):
             g = groups[i]
             before = len(g)
             for pid, p in found:
-                for key in group_keys(values(pid, p)):
+                for key in group_keys(values[pid]):
                     if key not in g and len(g) < limit:
                         g[key] = (pid, float(p.score))
             if len(g) < limit and len(found) == lim:

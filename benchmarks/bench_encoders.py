@@ -6,6 +6,8 @@ sampled from the real release through the project's own encoder (:class:`search.
 as the ingest pipeline does: batches sorted by token length, one ``encode_passages`` call per batch.
 
 * baseline: torch fp32, batch 32, batches in release (unsorted) order;
+* a variant ending in ``:forward`` (``openvino:int8:16:forward``) times the model's forward pass alone, without
+  tokenizing, pooling or normalizing: the backend's ceiling on this CPU, which no encoder built on it can pass;
 * every variant: texts/s, tokens/s, the speed ratio to the baseline, the mean/min cosine of each embedding to
   the baseline's, the useful GFLOP/s (2 x non-embedding parameters per token, plus attention) and its share of
   the machine's fp32 matrix-multiply ceiling (measured first: torch fp32/bf16 matmuls of 768x3072-like shapes
@@ -145,8 +147,12 @@ def useful_flops(token_counts: list[int], shape: dict[str, int]) -> float:
 def parse_variant(spec: str) -> dict[str, Any]:
     parts = spec.split(":")
     backend, precision, batch = parts[0], parts[1], int(parts[2])
+    flags = set(parts[3:])
+    unknown = flags - {"unsorted", "forward"}
+    if unknown:
+        raise SystemExit(f"variant {spec!r}: unknown flag(s) {sorted(unknown)}; use 'unsorted' or 'forward'")
     return {"spec": spec, "backend": backend, "precision": precision, "batch_size": batch,
-            "sorted": not (len(parts) > 3 and parts[3] == "unsorted")}
+            "sorted": "unsorted" not in flags, "forward": "forward" in flags}
 
 
 def load_encoder(path: str, backend: str, precision: str) -> tuple[Any, float]:
@@ -164,9 +170,14 @@ def load_encoder(path: str, backend: str, precision: str) -> tuple[Any, float]:
     return enc, time.perf_counter() - t
 
 
-def encode(enc: Any, texts: list[str], lengths: list[int], batch_size: int, sort: bool
+def encode(enc: Any, texts: list[str], lengths: list[int], batch_size: int, sort: bool, forward: bool = False
            ) -> tuple[np.ndarray, list[float]]:
-    """Encode ``texts`` batch by batch as the ingest does; returns the embeddings and each batch's seconds."""
+    """Encode ``texts`` batch by batch as the ingest does; returns the embeddings and each batch's seconds.
+
+    ``forward``: time only the model's forward pass of each batch (the transformer module of the
+    sentence-transformers model: the backend's inference, without tokenizing, pooling or normalizing, which are
+    done outside the clock). This is the ceiling of the backend on this CPU: no encoder built on it can go faster.
+    """
     order = sorted(range(len(texts)), key=lambda i: lengths[i]) if sort else list(range(len(texts)))
     warm = [texts[i] for i in order[len(order) // 2 : len(order) // 2 + batch_size]]
     enc.encode_passages(warm, batch_size=batch_size)  # compile / allocate first
@@ -174,10 +185,31 @@ def encode(enc: Any, texts: list[str], lengths: list[int], batch_size: int, sort
     times = []
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
+        if forward:
+            out[idx], secs = _forward_only(enc, [texts[i] for i in idx])
+            times.append(secs)
+            continue
         t = time.perf_counter()
         out[idx] = enc.encode_passages([texts[i] for i in idx], batch_size=batch_size)
         times.append(time.perf_counter() - t)
     return out, times
+
+
+def _forward_only(enc: Any, batch: list[str]) -> tuple[np.ndarray, float]:
+    """One batch through the model's modules; only the first (the transformer's forward) is timed."""
+    import torch
+
+    st = enc._st  # noqa: SLF001 - the benchmark looks inside the project's encoder on purpose
+    features = st.preprocess([enc.passage_prompt + t for t in batch])
+    features = {k: (v.to(st.device) if hasattr(v, "to") else v) for k, v in features.items()}
+    with torch.inference_mode():
+        t = time.perf_counter()
+        features = st[0](features)
+        secs = time.perf_counter() - t
+        for module in list(st)[1:]:
+            features = module(features)
+    emb = features["sentence_embedding"].float().cpu().numpy()
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True), secs
 
 
 def bench_model(
@@ -226,7 +258,7 @@ def bench_model(
     for r in range(rounds):
         for v in runnable:
             enc = encoders[(v["backend"], v["precision"])]
-            emb, batch_s = encode(enc, texts, lengths, v["batch_size"], v["sorted"])
+            emb, batch_s = encode(enc, texts, lengths, v["batch_size"], v["sorted"], v["forward"])
             times[v["spec"]].append(batch_s)
             embs.setdefault(v["spec"], emb)
             print(f"  round {r + 1}/{rounds} {model:12s} {v['spec']:26s} {len(texts) / sum(batch_s):7.1f} texts/s",
@@ -259,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=128, help="passages sampled from the release (default 128)")
     ap.add_argument("--release", default=str(DEFAULT_RELEASE), help="ESCO release zip(s) folder")
     ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                    help="comma list of backend:precision:batch[:unsorted]; the first is the baseline")
+                    help="comma list of backend:precision:batch[:unsorted][:forward] (forward: the model's "
+                         "forward pass alone, the backend's ceiling); the first is the baseline")
     ap.add_argument("--backends", default="", help="only these backends (comma list; the baseline always runs)")
     ap.add_argument("--out", default=NAME, help="results/<out>.json")
     ap.add_argument("--rounds", type=int, default=2, help="timed rounds per variant, round-robin; best counts")

@@ -102,3 +102,26 @@ def test_quiet_model_loading_and_filters_have_one_home() -> None:
     from search.cli.common import quiet_model_loading as common_quiet
 
     assert add_filter_arguments is common_filters and quiet_model_loading is common_quiet
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["--help"], 0), (["search", "--limit", "0", "x"], 2)])
+def test_the_command_exits_with_mains_code_its_objects_frozen_and_exit_handlers_run(argv: list[str],
+                                                                                      code: int) -> None:
+    script = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('exit handler ran, frozen objects:', gc.get_freeze_count() > 0))\n"
+        f"sys.argv = ['esco-search', *{argv!r}]\n"
+        "from search.cli import console\n"
+        "raise SystemExit(console())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == code, done.stderr
+    assert "exit handler ran, frozen objects: True" in done.stdout
+
+
+def test_the_installed_command_is_console() -> None:
+    import tomllib
+    from pathlib import Path
+
+    scripts = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["esco-search"] == "search.cli:console"

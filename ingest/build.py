@@ -50,7 +50,7 @@ from ingest.summary import IngestSummary
 from search.encoding import Encoder, load_encoder
 from search.errors import SearchError
 from search.schema import SCHEMA_VERSION, Field, collection_name
-from search.stores import Store, StoredPoint, open_store
+from search.stores import CollectionParams, Store, StoredPoint, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -204,9 +204,14 @@ def _run_build(b: _Build, progress: bool | None, after_batch: Callable[[int], No
     return summary
 
 
+def _params(b: _Build) -> CollectionParams:
+    """The layout of the build's new collection: its vectors and how many points it will hold."""
+    return collection_params(b.settings, b.enc.dimension, vectors=b.reps.vector_specs(), points=len(b.points))
+
+
 def _check_space(b: _Build, todo: list[PendingPoint]) -> None:
     """Refuse a build the embedded store's filesystem cannot hold, before anything is written."""
-    params = collection_params(b.settings, b.enc.dimension, points=len(b.points))
+    params = _params(b)
     needed = space.collection_bytes(map(b.disk_bytes, todo), map(b.disk_bytes, b.points),
                                     indexes=params.indexes(len(b.points)), hnsw_m=params.graph_m())
     b.space.before_write(needed, f"for the new collection ({len(todo)} of {len(b.points)} points to write)")
@@ -244,8 +249,7 @@ def _open_target(b: _Build) -> None:
     while b.store.collection_exists(target):
         n += 1
         target = collection_name(settings.collection, release.esco_version, enc.model_name, f"{stamp}-{n}")
-    params = collection_params(settings, enc.dimension, vectors=b.reps.vector_specs(), points=len(b.points))
-    b.store.create_collection(target, params, meta, b.reps.keyword_fields())
+    b.store.create_collection(target, _params(b), meta, b.reps.keyword_fields())
     b.target = target
     logger.info("writing new collection %s", target)
 
@@ -381,8 +385,7 @@ def _encode_and_write(b: _Build, encode: list[PendingPoint], summary: IngestSumm
 def _finish(b: _Build) -> None:
     """Optimize, verify, mark complete and switch the alias."""
     t = time.perf_counter()
-    params = collection_params(b.settings, b.enc.dimension, points=len(b.points))
-    if params.indexes(len(b.points)):  # indexed segments (int8 copies, a graph where built) are written
+    if _params(b).indexes(len(b.points)):  # indexed segments (int8 copies, a graph where built) are written
         b.space.before_write(space.collection_bytes(map(b.disk_bytes, b.points)), "to index the new collection")
     b.store.optimize(b.target)
     verify(b.store, b.target, [p.id for p in b.points])

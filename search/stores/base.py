@@ -235,15 +235,21 @@ class CollectionParams:
         there is no graph and int8 is asked for, so that ``optimize`` builds the int8 copies at any size (an
         int8 scan, rescored, is ~2.5x a float32 scan at ESCO size, docs/edge-store.md); else
         ``indexing_threshold`` points."""
-        if self.quantization == "int8" and self.graph_m() == 0:
-            return 1
-        return max(1, self.indexing_threshold * self.vector_size * 4 // 1024)
+        return 1 if self._copies_without_graph() else self.kb_of(self.indexing_threshold)
 
     def indexes(self, points: int) -> bool:
         """Whether ``optimize`` turns a collection of ``points`` into indexed segments (written beside the plain
         ones before those go): always under :meth:`indexing_threshold_kb` of 1 KB, else from
         ``indexing_threshold`` points on."""
-        return (self.quantization == "int8" and self.graph_m() == 0) or points >= self.indexing_threshold
+        return self._copies_without_graph() or points >= self.indexing_threshold
+
+    def kb_of(self, points: int) -> int:
+        """``points`` in the unit of the engines' thresholds: KB of their float32 vectors (at least 1)."""
+        return max(1, points * self.vector_size * 4 // 1024)
+
+    def _copies_without_graph(self) -> bool:
+        # int8 copies asked for and no graph built: optimize indexes at any size, for the copies alone
+        return self.quantization == "int8" and self.graph_m() == 0
 
     def size_of(self, name: str) -> int:
         """The dimension of a dense or multivector named vector."""

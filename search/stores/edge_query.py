@@ -52,7 +52,6 @@ def edge_config(params: CollectionParams) -> Any:
         raise ValueError(f"vector_size must be a positive integer, got {dim!r}")
     if params.quantization not in ("none", "int8"):
         raise ValueError(f"quantization must be 'none' or 'int8', got {params.quantization!r}")
-    kb_per_point = dim * 4 / 1024
     full_scan = int(params.extra.get("full_scan_threshold", DEFAULT_FULL_SCAN_THRESHOLD))
     quant = None
     if params.quantization == "int8":
@@ -62,7 +61,7 @@ def edge_config(params: CollectionParams) -> Any:
     hnsw = qe.HnswIndexConfig(
         m=params.graph_m(),
         ef_construct=params.hnsw_ef_construct,
-        full_scan_threshold=max(1, int(full_scan * kb_per_point)),
+        full_scan_threshold=params.kb_of(full_scan),
         payload_m=params.extra.get("payload_m"),
     )
     memory = qe.Memory.Cold if params.on_disk_vectors else None

@@ -152,7 +152,7 @@ class QdrantClientStore(RetryingCalls):
             # the same rule as the edge store, so small and very selective filtered searches stay exact.
             hnsw_config=models.HnswConfigDiff(
                 m=params.graph_m(), ef_construct=params.hnsw_ef_construct,
-                full_scan_threshold=max(1, params.indexing_threshold * params.vector_size * 4 // 1024),
+                full_scan_threshold=params.kb_of(params.indexing_threshold),
             ),
             # Qdrant counts the indexing threshold in KB of vectors, our setting in points (1 KB: int8 copies
             # at any size where no graph is built, CollectionParams.indexing_threshold_kb).
